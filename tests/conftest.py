@@ -7,3 +7,8 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+# Silent broadcasting between arrays of different rank is an error in tests.
+jax.config.update("jax_numpy_rank_promotion", "raise")
