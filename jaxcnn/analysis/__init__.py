@@ -1,0 +1,1 @@
+"""Selectivity analyses of a trained network: class entropy, grandmother cells, sparsity, CKA."""
