@@ -123,25 +123,24 @@ def _chunk_histogram(scores_MxF, labels_M, tau_TxF, num_classes, weighted):
 
 
 def _accumulate(scores_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_elements):
-    """Sum the chunk histograms over chunks of images (lax.scan plus a static tail)."""
+    """Sum the chunk histograms over chunks of images (a loop plus a static tail)."""
     n, p, f = scores_NxPxF.shape
     per = max(1, min(n, chunk_elements // (p * f)))
     num_full, tail = divmod(n, per)
 
-    def hist(s_nxPxF, lab_n):
-        lab_M = jnp.repeat(lab_n, p)  # every position carries its image's label
+    def hist(start, size):
+        # Dynamic slices of the input itself: no reshaped copy of all N images is made.
+        s_nxPxF = jax.lax.dynamic_slice_in_dim(scores_NxPxF, start, size, axis=0)
+        lab_M = jnp.repeat(jax.lax.dynamic_slice_in_dim(labels_N, start, size), p)  # per position
         return _chunk_histogram(s_nxPxF.reshape(-1, f), lab_M, tau_TxF, num_classes, weighted)
 
-    head_s = scores_NxPxF[: num_full * per].reshape(num_full, per, p, f)
-    head_l = labels_N[: num_full * per].reshape(num_full, per)
+    def body(i, total):
+        return jax.tree.map(jnp.add, total, hist(i * per, per))
 
-    def body(carry, xs):
-        return jax.tree.map(jnp.add, carry, hist(*xs)), None
-
-    init = jax.tree.map(jnp.zeros_like, jax.eval_shape(hist, head_s[0], head_l[0]))
-    total, _ = jax.lax.scan(body, init, (head_s, head_l))
+    init = jax.tree.map(jnp.zeros_like, jax.eval_shape(functools.partial(hist, size=per), 0))
+    total = jax.lax.fori_loop(0, num_full, body, init)
     if tail:
-        total = jax.tree.map(jnp.add, total, hist(scores_NxPxF[-tail:], labels_N[-tail:]))
+        total = jax.tree.map(jnp.add, total, hist(n - tail, tail))
     return total
 
 
