@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 log = logging.getLogger(__name__)
 AXIS = "batch"  # the pmap axis name used by the trainer
@@ -96,12 +97,22 @@ def split_for_devices(batch: dict, num_devices: int) -> dict:
     return out
 
 
-def replicate(tree, num_devices: int):
-    """Host copies of every leaf stacked along a new leading device axis, ready to be passed to
-    a pmapped function (which places slice i on device i)."""
-    return jax.tree_util.tree_map(
-        lambda x: np.broadcast_to(np.asarray(x), (num_devices, *np.shape(x))).copy(), tree
+def replicate(tree, devices: Sequence[jax.Device], axis_name: str = AXIS):
+    """Copies of every leaf stacked along a new leading device axis, ready for a pmapped
+    function (slice i on device i).
+
+    Single-process, the copies are placed with the sharding that ``pmap`` gives its outputs
+    (a 1-d mesh over `devices` named `axis_name`), so the first call and all later calls share one
+    compiled program; multi-process, host arrays are returned and ``pmap`` assembles them.
+    """
+    n = len(devices)
+    stacked = jax.tree_util.tree_map(
+        lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))).copy(), tree
     )
+    if jax.process_count() > 1:
+        return stacked
+    sharding = NamedSharding(Mesh(np.asarray(devices), (axis_name,)), PartitionSpec(axis_name))
+    return jax.device_put(stacked, sharding)
 
 
 def unreplicate(tree):

@@ -25,12 +25,17 @@ REGIMES = ("pretrain", "ft", "fc-ft", "scratch")
 NEEDS_SOURCE = ("ft", "fc-ft")
 
 
+# `models.init_params` compiled (once per network geometry): eager initialisation dispatches
+# every random op separately, which is several times slower on CPU.
+init_params = jax.jit(models.init_params, static_argnums=0)
+
+
 def transplant(
     source_params: dict, module: models.AlexNet, rng: jax.Array, *, copy: Sequence[str]
 ) -> dict:
     """Parameters for `module`: the layers in `copy` taken from `source_params` (shapes must
     match), every other layer freshly initialised with Caffe's initialisation from `rng`."""
-    fresh = models.init_params(module, rng)
+    fresh = init_params(module, rng)
     unknown = set(copy) - set(fresh)
     if unknown:
         raise ValueError(f"cannot copy unknown layers {sorted(unknown)}")
@@ -69,4 +74,4 @@ def start_params(
         return params, tuple(trainable)
     if source_params is not None:
         raise ValueError(f"regime {regime!r} starts from random weights; got source parameters")
-    return models.init_params(module, rng), all_layers
+    return init_params(module, rng), all_layers

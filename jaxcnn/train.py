@@ -58,6 +58,8 @@ class TrainState(train_state.TrainState):
                 f"the parameters' layers {list(params)}"
             )
         sub = {k: params[k] for k in trainable}
+        if jax.dtypes.issubdtype(jnp.asarray(rng).dtype, jax.dtypes.prng_key):
+            rng = jax.random.key_data(rng)  # typed key -> raw uint32 data, checkpointable
         return cls(
             step=jnp.zeros([], jnp.int32),
             apply_fn=apply_fn,
@@ -133,11 +135,11 @@ def train_step(state: TrainState, batch: dict, *, axis_name: str | None = None):
     metrics = {
         "loss": loss,
         "top1": top1,
-        "grad_norm": optax.global_norm(grads),
-        "update_norm": optax.global_norm(
+        "grad_norm": optax.tree.norm(grads),
+        "update_norm": optax.tree.norm(
             jax.tree_util.tree_map(jnp.subtract, new_sub, state.trainable_params())
         ),
-        "param_norm": optax.global_norm(new_sub),
+        "param_norm": optax.tree.norm(new_sub),
     }
     return new_state, metrics
 

@@ -412,7 +412,7 @@ def train(
         elif primary:
             _write_json(os.path.join(run_dir, "config.json"), config.to_dict())
         loop = _Loop(config, devs, ckpt, metrics_log, train_data, eval_data, state.trainable)
-        p_state = distributed.replicate(state, devs.n)
+        p_state = distributed.replicate(state, devs.devices)
         if start is None and 0 in config.snapshot_steps:
             loop.save(p_state, 0)
         first = start or 0
