@@ -110,16 +110,15 @@ def _buckets(scores_MxF, tau_TxF):
 
 
 def _chunk_histogram(scores_MxF, labels_M, tau_TxF, num_classes, weighted):
-    """Per-bucket class sums G [(T+1)·C·F] (counts, and weights if ``weighted``)."""
+    """Per-bucket class sums G [(T+1)·C·F]: int32 counts, or score sums if ``weighted``."""
     num_t, num_f = tau_TxF.shape
     b_MxF = _buckets(scores_MxF, tau_TxF)
     f_F = jnp.arange(num_f, dtype=jnp.int32)
     idx = ((b_MxF * num_classes + labels_M[:, None]) * num_f + f_F[None, :]).reshape(-1)
     size = (num_t + 1) * num_classes * num_f
-    counts = jnp.zeros(size, jnp.int32).at[idx].add(1)
-    if not weighted:
-        return counts, None
-    return counts, jnp.zeros(size, scores_MxF.dtype).at[idx].add(scores_MxF.reshape(-1))
+    if weighted:
+        return jnp.zeros(size, scores_MxF.dtype).at[idx].add(scores_MxF.reshape(-1))
+    return jnp.zeros(size, jnp.int32).at[idx].add(1)
 
 
 def _accumulate(scores_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_elements):
@@ -150,7 +149,8 @@ def class_histograms(
     """Per-threshold class histograms of every filter (the core of :func:`entropy_curves`).
 
     Args:
-      acts: float [N, P, F], non-negative for ``"weighted"`` (not checked).
+      acts: float [N, P, F]; non-negative for ``"weighted"`` (a filter with a negative score
+        gets NaN histograms there).
       labels: int [N] in ``[0, num_classes)`` (checked when not traced).
       num_classes: (static) C.
       method: (static) ``"label"``, ``"weighted"`` or ``"spmax"`` (module docstring).
@@ -164,7 +164,8 @@ def class_histograms(
       pairs; ``hist[t, c, f]`` = Σ weight over pairs of filter f with label c and score >=
       ``thresholds[t, f]`` (ties at τ included). Counts are exact integers stored as float32;
       weighted sums are float32. For ``"weighted"``, a threshold whose weighted histogram sums
-      to 0 (only pairs scoring 0 remain, e.g. an all-zero filter) gets the counts instead.
+      to 0 gets the counts instead; with scores >= 0 that happens exactly for all-zero filters
+      (the top pair, score hi, passes every threshold), whose counts are those of all pairs.
       The top threshold always keeps the maximal pair(s), so every histogram has mass > 0.
     """
     acts, labels = _check(acts, labels, num_classes, method, num_thresholds)
@@ -183,18 +184,19 @@ def _class_histograms(acts_NxPxF, labels_N, num_classes, method, num_thresholds,
     # values that are returned (no re-fused, differently rounded recomputation).
     tau_TxF = jax.lax.optimization_barrier(tau_TxF)
     weighted = method == "weighted"
-    counts, sums = _accumulate(acts_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_elements)
-
-    def cumulate(g):
-        # H[t] = Σ_{b > t} G[b]: pair with bucket b passes thresholds 0 … b − 1.
-        g_BxCxF = g.reshape(num_thresholds + 1, num_classes, f)
-        return jnp.cumsum(g_BxCxF[::-1], axis=0)[::-1][1:]
-
-    hist_TxCxF = cumulate(counts).astype(acts_NxPxF.dtype)
+    g = _accumulate(acts_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_elements)
+    # H[t] = Σ_{b > t} G[b]: a pair with bucket b passes thresholds 0 … b − 1.
+    g_BxCxF = g.reshape(num_thresholds + 1, num_classes, f)
+    hist_TxCxF = jnp.cumsum(g_BxCxF[::-1], axis=0)[::-1][1:].astype(acts_NxPxF.dtype)
     if weighted:
-        wsum_TxCxF = cumulate(sums)
-        zero_T1F = jnp.sum(wsum_TxCxF, axis=1, keepdims=True) <= 0  # fall back to counts
-        hist_TxCxF = jnp.where(zero_T1F, hist_TxCxF, wsum_TxCxF)
+        # Scores >= 0: the top pair (score hi) passes every threshold, so a weighted histogram
+        # sums to 0 exactly when hi = 0, i.e. the filter is all zeros; then every threshold is
+        # 0, every pair passes, and the counts are the class counts of all N·P pairs.
+        counts_C = jnp.zeros(num_classes, hist_TxCxF.dtype).at[labels_N].add(p)
+        zero_T1F = jnp.sum(hist_TxCxF, axis=1, keepdims=True) <= 0
+        hist_TxCxF = jnp.where(zero_T1F, counts_C[None, :, None], hist_TxCxF)
+        # Negative scores are outside the method's definition: flag the filter with NaN.
+        hist_TxCxF = jnp.where((tau_TxF[0] < 0)[None, None, :], jnp.nan, hist_TxCxF)
     return tau_TxF, hist_TxCxF
 
 
@@ -202,7 +204,8 @@ def histogram_entropy(hist_TxCxF):
     """Entropy in bits of each normalised class histogram: [T, C, F] -> [T, F].
 
     ``H = −Σ_c p_c log2 p_c`` with ``p = hist / Σ_c hist`` and the convention 0·log 0 = 0. A
-    histogram with zero mass gives 0 (cannot occur for :func:`class_histograms` output).
+    histogram with zero mass gives 0 (cannot occur for :func:`class_histograms` output); one
+    with a NaN entry gives NaN.
     """
     total_T1F = jnp.sum(hist_TxCxF, axis=1, keepdims=True)
     p_TxCxF = hist_TxCxF / jnp.where(total_T1F > 0, total_T1F, 1)  # avoid 0/0
@@ -210,7 +213,8 @@ def histogram_entropy(hist_TxCxF):
     plogp = jnp.where(p_TxCxF > 0, p_TxCxF * jnp.log2(jnp.where(p_TxCxF > 0, p_TxCxF, 1)), 0)
     # A class holding all the mass has p = 1 exactly (h/h may round to 1 − ulp): term 0.
     plogp = jnp.where(hist_TxCxF == total_T1F, 0, plogp)
-    return jnp.maximum(-jnp.sum(plogp, axis=1), 0.0)  # clamp −0.0 / tiny negative rounding
+    ent_TxF = jnp.maximum(-jnp.sum(plogp, axis=1), 0.0)  # clamp −0.0 / tiny negative rounding
+    return jnp.where(jnp.isnan(total_T1F[:, 0]), jnp.nan, ent_TxF)  # NaN masses stay NaN
 
 
 def entropy_curves(acts, labels, num_classes, *, method="label", num_thresholds=100):
@@ -218,7 +222,8 @@ def entropy_curves(acts, labels, num_classes, *, method="label", num_thresholds=
 
     Args:
       acts: float [N, P, F]: N images or boxes, P = p·p positions, F filters; non-negative
-        (ReLU outputs; required for ``"weighted"``, whose weights are the scores).
+        (ReLU outputs; required for ``"weighted"``, whose weights are the scores: there a
+        filter with a negative score gets a NaN curve).
       labels: int [N], the class of each image, in ``[0, num_classes)``.
       num_classes: (static) C.
       method: (static) ``"label"`` (N·P pairs, counts), ``"weighted"`` (N·P pairs, histogram of

@@ -126,6 +126,12 @@ def test_hand_worked_two_images():
     np.testing.assert_allclose(ent[:, 0], [1.0, 1.0], atol=1e-7)
 
 
+def test_weighted_flags_negative_scores():
+    acts = np.array([[[-1.0, 0.5]], [[2.0, 1.0]]], np.float32)
+    _, ent = E.entropy_curves(acts, np.array([0, 1]), 2, method="weighted", num_thresholds=3)
+    assert np.all(np.isnan(ent[:, 0])) and np.all(np.isfinite(ent[:, 1]))
+
+
 def test_degenerate_spacing_uses_exact_comparisons():
     # Scores 1000 + a few ulps: float32 thresholds collapse and repeat, so the bucket guess is
     # off by several buckets (the iterative branch). The histogram must still equal the literal
