@@ -126,10 +126,26 @@ class TrainConfig:
         )
 
 
+def model_meta(config: TrainConfig) -> dict:
+    """What a checkpoint records about its network: enough to rebuild the module."""
+    return {
+        "preset": config.preset,
+        "num_classes": config.num_classes,
+        "overrides": dict(config.model_overrides),
+        "compute_dtype": config.compute_dtype,
+    }
+
+
+def module_from_meta(model: dict) -> models.AlexNet:
+    dtype = jnp.bfloat16 if model.get("compute_dtype") == "bfloat16" else jnp.float32
+    return models.from_preset(
+        model["preset"], model["num_classes"], dtype=dtype, **model.get("overrides", {})
+    )
+
+
 def module_from_run(run_dir: str, step: int | None = None) -> models.AlexNet:
-    """The network of a training run, rebuilt from the config stored with its checkpoint."""
-    meta = checkpoints.restore_meta(run_dir, step)
-    return TrainConfig.from_dict(meta["config"]).module()
+    """The network of a run (training or imported weights), from its checkpoint's metadata."""
+    return module_from_meta(checkpoints.restore_meta(run_dir, step)["model"])
 
 
 def initial_state(config: TrainConfig) -> train_lib.TrainState:
@@ -377,9 +393,13 @@ class _Loop:
     def save(self, p_state, step: int) -> None:
         tree = _state_tree(distributed.unreplicate(p_state))
         data_states = distributed.allgather_strings(_encode_data_state(self.train_data.get_state()))
-        self.ckpt.save(
-            step, tree, {"config": self.cfg.to_dict(), "step": step, "data_state": data_states}
-        )
+        meta = {
+            "config": self.cfg.to_dict(),
+            "model": model_meta(self.cfg),
+            "step": step,
+            "data_state": data_states,
+        }
+        self.ckpt.save(step, tree, meta)
 
 
 def train(

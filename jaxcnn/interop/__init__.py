@@ -1,0 +1,1 @@
+"""Interoperability with other frameworks' weight files (Caffe: `jaxcnn.interop.caffe`)."""
