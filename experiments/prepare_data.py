@@ -55,7 +55,7 @@ def main(argv):
     for name in dirs:
         for dataset, split in prepare.training_splits(name):
             source = sources.open_split(dataset, split, data_dir=FLAGS.data_dir)
-            mean = pipeline.get_mean(source, resize=FLAGS.resize, worker_count=0)
+            mean = pipeline.get_mean(source, resize=FLAGS.resize)
             print(f"mean {dataset}/{split} @{FLAGS.resize}: RGB {mean.channel.round(2).tolist()}")
     total = 0
     for name, path in dirs.items():

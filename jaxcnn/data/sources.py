@@ -98,7 +98,7 @@ def seeded_split(labels_N: np.ndarray, *, seed: int, fractions=(0.5, 0.1, 0.4)) 
 
     For each class with n images (in increasing class order) a permutation is drawn from
     `np.random.default_rng([seed, class])`; the first round(0.5 n) go to train, the next
-    round(0.1 n) to val, the rest to test.
+    round(0.1 n) to val, the rest to test (round half up: a single image goes to train).
     """
     if labels_N.ndim != 1 or not np.issubdtype(labels_N.dtype, np.integer):
         raise ValueError(f"labels must be 1-D integers, got {labels_N.dtype} {labels_N.shape}")
@@ -108,8 +108,8 @@ def seeded_split(labels_N: np.ndarray, *, seed: int, fractions=(0.5, 0.1, 0.4)) 
     for c in np.unique(labels_N):
         members = np.nonzero(labels_N == c)[0]
         members = members[np.random.default_rng([seed, int(c)]).permutation(members.size)]
-        n_train = int(round(fractions[0] * members.size))
-        n_val = int(round(fractions[1] * members.size))
+        n_train = int(np.floor(fractions[0] * members.size + 0.5))
+        n_val = int(np.floor(fractions[1] * members.size + 0.5))
         parts["train"].append(members[:n_train])
         parts["val"].append(members[n_train : n_train + n_val])
         parts["test"].append(members[n_train + n_val :])

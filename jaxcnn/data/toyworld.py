@@ -30,6 +30,7 @@ from array_record.python import array_record_module
 from etils import epath
 from tensorflow_datasets.proto import tf_example_pb2
 
+from jaxcnn.data import preprocess
 from jaxcnn.data import toyworld_world as world
 
 PARTS = world.PARTS
@@ -133,6 +134,7 @@ class Toyworld(tfds.core.GeneratorBasedBuilder):
     def __init__(self, *, num_workers: int | None = None, pool=None, **kwargs):
         self._num_workers = num_workers if num_workers is not None else os.cpu_count()
         self._pool = pool  # a multiprocessing pool shared by several builders (optional)
+        self.pixel_sums = {}  # split -> (float64 [S, S, 3] sum of decoded images, count)
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -180,15 +182,20 @@ class Toyworld(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, tasks):
         if self._pool is not None:
-            for shard in self._pool.imap(world.generate_shard, tasks):  # imap keeps order
-                yield from shard
+            shards = self._pool.imap(world.generate_shard, tasks)  # imap keeps the order
+            yield from self._collect(tasks, shards)
         elif self._num_workers <= 1 or len(tasks) == 1:
-            for task in tasks:
-                yield from world.generate_shard(task)
+            yield from self._collect(tasks, map(world.generate_shard, tasks))
         else:
             with worker_pool(min(self._num_workers, len(tasks))) as pool:
-                for shard in pool.imap(world.generate_shard, tasks):
-                    yield from shard
+                yield from self._collect(tasks, pool.imap(world.generate_shard, tasks))
+
+    def _collect(self, tasks, shards):
+        """Yields the examples; adds each shard's pixel sum to `pixel_sums[split]`."""
+        for task, (examples, pixel_sum) in zip(tasks, shards, strict=True):
+            total, count = self.pixel_sums.get(task.split, (0.0, 0))
+            self.pixel_sums[task.split] = (total + pixel_sum, count + len(examples))
+            yield from examples
 
 
 def worker_pool(num_workers: int):
@@ -227,7 +234,22 @@ def prepare(
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(compute_stats=skip))
     for path in sorted(epath.Path(builder.data_dir).glob("*.array_record-*")):
         _canonicalise_records(path)
+    _store_means(builder)
     return builder
+
+
+def _store_means(builder: Toyworld) -> None:
+    """Stores the training-set means the generation summed on the way (`preprocess` files,
+    read back by `pipeline.get_mean`): every split, and scenes' trainval. Seeded places
+    splits are computed on first use."""
+    sums = dict(builder.pixel_sums)
+    if {"train", "validation"} <= set(sums) and builder.builder_config.part == "scenes":
+        (a, n), (b, m) = sums["train"], sums["validation"]
+        sums["trainval"] = (a + b, n + m)
+    size = builder.builder_config.image_size
+    for split, (total, count) in sums.items():
+        path = preprocess.mean_path(builder.data_dir, split, size)
+        preprocess.save_mean(preprocess.mean_from_sum(total, count), path)
 
 
 def _canonicalise_records(path: epath.Path) -> None:

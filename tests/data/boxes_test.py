@@ -1,0 +1,128 @@
+"""boxes: bilinear resize and R-CNN warping against crops computed by hand; GT-box source."""
+
+import numpy as np
+import pytest
+
+from jaxcnn.data import boxes, pipeline, sources
+
+
+def _ramp(h, w):
+    # image[y, x] = (x, y, 0): bilinear interpolation of a linear ramp is exact
+    y, x = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    return np.stack([x, y, np.zeros_like(x)], axis=-1).astype(np.uint8)
+
+
+def test_bilinear_resize_by_hand():
+    row = np.array([[0.0, 10.0]])[..., None]  # 1 x 2 x 1
+    # out x = (j + 0.5) * 2 / 4 - 0.5 = -0.25, 0.25, 0.75, 1.25 -> clamped 0, .25, .75, 1
+    out = boxes.bilinear_resize(row, 1, 4)
+    np.testing.assert_allclose(out[0, :, 0], [0.0, 2.5, 7.5, 10.0])
+    image = np.random.default_rng(0).integers(0, 255, (5, 7, 3))
+    np.testing.assert_allclose(boxes.bilinear_resize(image, 5, 7), image)  # identity
+    with pytest.raises(ValueError, match="cannot resize"):
+        boxes.bilinear_resize(image, 0, 3)
+
+
+def test_warp_without_padding_is_the_exact_crop():
+    image = _ramp(20, 20)
+    mean = np.full((10, 10, 3), 2.0, np.float32)
+    box = np.array([5, 4, 15, 14]) / 20  # rows 5..14, cols 4..13
+    out = boxes.warp_box(image, box, mean, out_size=10, pad=0)
+    np.testing.assert_allclose(out, image[5:15, 4:14] - 2.0)
+
+
+def test_warp_with_context_padding_at_the_border_by_hand():
+    # 40 x 40 ramp, box = pixels 0..9 (1-based 1..10) in both axes, O = 20, p = 5:
+    # scale = 20 / 10 = 2; half = 5; centre = 1 + 5 = 6; expanded = round(6 -+ 10) = -4, 16;
+    # unclipped = 21; cut off on top/left = 1 - (-4) = 5 -> pad = round(5 * 20/21) = 5;
+    # clipped window = pixels 1..16 (0-based 0..15) -> round(16 * 20/21) = 15 output pixels.
+    image = _ramp(40, 40)
+    mean = np.random.default_rng(1).normal(size=(20, 20, 3)).astype(np.float32)
+    out = boxes.warp_box(image, np.array([0, 0, 10, 10]) / 40, mean, out_size=20, pad=5)
+    expected = np.zeros((20, 20, 3), np.float32)
+    expected[5:, 5:] = boxes.bilinear_resize(image[0:16, 0:16], 15, 15) - mean[5:, 5:]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    # The ramp makes the resize checkable directly: output column j samples x = (j + .5)*16/15 - .5
+    xs = np.clip((np.arange(15) + 0.5) * 16 / 15 - 0.5, 0, 15)
+    np.testing.assert_allclose(out[5, 5:, 0] + mean[5, 5:, 0], xs, atol=1e-5)
+    assert np.all(out[:5] == 0) and np.all(out[:, :5] == 0)  # padding = mean colour
+
+
+def test_warp_inside_image_with_padding_by_hand():
+    # 40 x 40, box pixels 10..29 (1-based 11..30), O = 20, p = 5: scale 2, half 10,
+    # centre 21, expanded round(21 -+ 20) = 1, 41 -> clipped to 1..40: unclipped 41,
+    # no cut on the top/left, window 40 px -> round(40 * 20/41) = 20 output pixels.
+    image = _ramp(40, 40)
+    mean = np.zeros((20, 20, 3), np.float32)
+    out = boxes.warp_box(image, np.array([10, 10, 30, 30]) / 40, mean, out_size=20, pad=5)
+    np.testing.assert_allclose(out, boxes.bilinear_resize(image, 20, 20), atol=1e-5)
+
+
+def test_context_pad_scaling_and_errors():
+    assert boxes.context_pad(227) == 16
+    assert boxes.context_pad(64) == pytest.approx(4.511, abs=1e-3)
+    mean = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="mean shape"):
+        boxes.warp_box(_ramp(10, 10), np.array([0, 0, 1, 1.0]), mean, out_size=9, pad=0)
+    with pytest.raises(ValueError, match="pad"):
+        boxes.warp_box(_ramp(10, 10), np.array([0, 0, 1, 1.0]), mean, out_size=8, pad=4)
+    np.testing.assert_array_equal(
+        boxes.center_mean(np.arange(72 * 72 * 3.0).reshape(72, 72, 3), 64)[0, 0], [876, 877, 878]
+    )
+
+
+def test_gt_box_source_on_tiny_scenes(tiny_dir):
+    scenes = sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir)
+    mean = pipeline.get_mean(
+        sources.open_split("toyworld/scenes_tiny", "trainval", data_dir=tiny_dir), resize=72
+    )
+    gt = boxes.GtBoxSource(scenes, out_size=64, mean_OxOx3=boxes.center_mean(mean.image, 64))
+    total = sum(scenes[i]["objects"]["label"].size for i in range(len(scenes)))
+    assert len(gt) == total == gt.report["boxes"]
+    record = gt[3]
+    i, k = int(record["image_index"]), int(record["object_index"])
+    source_record = scenes[i]
+    assert record["label"] == source_record["objects"]["label"][k]
+    assert record["difficult"] == source_record["objects"]["difficult"][k]
+    expected = boxes.warp_box(
+        source_record["image"], source_record["objects"]["bbox"][k],
+        boxes.center_mean(mean.image, 64), out_size=64, pad=boxes.context_pad(64),
+    )  # fmt: skip
+    np.testing.assert_array_equal(record["image"], expected)
+    batches = list(pipeline.eval_loader(gt, batch_size=16, shard_index=0, shard_count=1))
+    assert sum(int(b["mask"].sum()) for b in batches) == len(gt)
+    assert batches[0]["image"].shape == (16, 64, 64, 3)
+
+
+class _FakeDetection:
+    """A detection source double: one image without objects, one zero-area box, one bad."""
+
+    kind, num_classes = "detection", 20
+
+    def __init__(self):
+        ok = {"bbox": [[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.2, 0.6]], "label": [1, 2]}
+        ok.update(is_difficult=[False, True], is_truncated=[False, False])
+        empty = {"bbox": np.zeros((0, 4)), "label": [], "is_difficult": [], "is_truncated": []}
+        bad = {"bbox": [[0, 0, 1, 1]], "label": [1, 2], "is_difficult": [0], "is_truncated": [0]}
+        self.objects = [ok, empty, bad]
+
+    def __len__(self):
+        return 3
+
+    def where(self, i):
+        return f"fake/test[{i}]"
+
+    def raw(self, i):
+        return {"objects": self.objects[i]}
+
+
+def test_gt_box_source_counts_what_it_skips():
+    mean = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match=r"fake/test\[2\]: object fields have unequal lengths"):
+        boxes.GtBoxSource(_FakeDetection(), out_size=8, mean_OxOx3=mean)
+    gt = boxes.GtBoxSource(_FakeDetection(), out_size=8, mean_OxOx3=mean, skip_bad=True)
+    assert len(gt) == 1
+    assert gt.report == {
+        "boxes": 1, "zero-area boxes": 1, "images without objects": 1, "rejected images": 1
+    }  # fmt: skip
+    assert "fake/test[2]" in gt.rejected[0]
