@@ -36,6 +36,7 @@ COLOUR_RGB_Cx3 = np.array(list(COLOURS.values()), np.float32)
 TEXTURES = ("solid", "stripes", "checker", "dots")
 
 _TEXTURE_DARKEN = 0.55  # texture pixels are colour * (1 - 0.55)
+REACH = 1.11  # shapes lie within 1.11 radii of their centre (the square's corner: 0.78 sqrt 2)
 
 
 def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +136,8 @@ def draw_objects(
     Returns the object's coverage [N, S, S] in [0, 1] (0 for inactive images), which the
     caller uses for boxes and occlusion bookkeeping. Shape ids index SHAPES, texture ids
     TEXTURES. Pixel = (1 - a) * pixel + a * rgb * (1 - 0.55 * t), a = alpha * coverage.
-    Each object is rendered in a square window around it (shapes reach at most one radius
-    from the centre), clamped to lie inside the image.
+    Each object is rendered in a square window around it (shapes reach at most REACH radii
+    from the centre, plus the half-pixel edge ramp), clamped to lie inside the image.
     """
     n, size = image_NxSxSx3.shape[0], image_NxSxSx3.shape[1]
     coverage_NxSxS = np.zeros((n, size, size), np.float32)
@@ -145,7 +146,7 @@ def draw_objects(
         (idx,) = np.nonzero(active_N & (shape_N == shape_id) & (texture_N == tex_id))
         if idx.size == 0:
             continue
-        width = min(size, int(np.ceil(2 * radius_N[idx].max() + 3)))
+        width = min(size, int(np.ceil(2 * REACH * radius_N[idx].max() + 3)))
         y0 = np.clip(np.floor(cy_N[idx] - width / 2), 0, size - width).astype(int)
         x0 = np.clip(np.floor(cx_N[idx] - width / 2), 0, size - width).astype(int)
         rows_NxWx1 = (y0[:, None] + np.arange(width))[:, :, None]

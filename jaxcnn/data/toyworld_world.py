@@ -142,8 +142,8 @@ def sample_scenes(rng: np.random.Generator, n: int, size: int):
     'bbox' [K,4] (ymin, xmin, ymax, xmax in [0,1]), 'label', 'is_difficult', 'is_truncated').
 
     The box is the tight box of the pixels the object covers by >= 1/2 (occlusion by later
-    objects ignored, clipped to the image); truncated = the circumscribed circle crosses the
-    border; difficult = less than 45 % of the object's area visible (border + occlusion) or
+    objects ignored, clipped to the image); truncated = the box touches the image border;
+    difficult = less than 45 % of the object's area visible (border + occlusion) or
     the box's shorter side below 10 % of the image.
     """
     images = draw.backgrounds(rng, n, size)
@@ -180,7 +180,7 @@ def _scene_objects(i, layout, covers, size):
         visible = cover.copy()
         for later in range(j + 1, k):
             visible *= 1.0 - covers[later][i]
-        (c, r), shape = placed[j], SCENE_CLASSES[labels[j]][0]
+        (_, r), shape = placed[j], SCENE_CLASSES[labels[j]][0]
         rows, cols = (
             np.nonzero(cover.max(axis=1) >= 0.5)[0],
             np.nonzero(cover.max(axis=0) >= 0.5)[0],
@@ -189,7 +189,9 @@ def _scene_objects(i, layout, covers, size):
         fraction = visible.sum() / (UNIT_AREAS[shape] * r * r)
         short_side = min(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
         difficult[j] = fraction < 0.45 or short_side < 0.1 * size
-        truncated[j] = bool(np.any(c - r < 0) or np.any(c + r > size))
+        truncated[j] = bool(
+            rows[0] == 0 or cols[0] == 0 or rows[-1] == size - 1 or cols[-1] == size - 1
+        )
     return dict(bbox=bbox / size, label=labels, is_difficult=difficult, is_truncated=truncated)
 
 
