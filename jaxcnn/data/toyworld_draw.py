@@ -233,9 +233,10 @@ def add_clutter(
         ends = rng.uniform(0, size, (4, n)).astype(np.float32)
         cover = _segment_coverage(size, *ends, rng.uniform(0.8, 1.8, n).astype(np.float32))
         cover *= (rng.random(n) < 0.75)[:, None, None]
-        rgb = rng.uniform(0, 255, (n, 1, 1, 3)).astype(np.float32)
-        a = 0.7 * cover[..., None]
-        image_NxSxSx3 += a * (rgb - image_NxSxSx3)
+        rgb_Nx3 = rng.uniform(0, 255, (n, 3)).astype(np.float32)
+        at = np.nonzero(cover)  # a line touches a few % of the pixels: update only those
+        a = 0.7 * cover[at][:, None]
+        image_NxSxSx3[at] += a * (rgb_Nx3[at[0]] - image_NxSxSx3[at])
 
 
 def jittered_colours(rng: np.random.Generator, colour_N: np.ndarray) -> np.ndarray:
