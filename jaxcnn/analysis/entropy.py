@@ -136,8 +136,11 @@ def _accumulate(scores_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_el
     def body(i, total):
         return jax.tree.map(jnp.add, total, hist(i * per, per))
 
-    init = jax.tree.map(jnp.zeros_like, jax.eval_shape(functools.partial(hist, size=per), 0))
-    total = jax.lax.fori_loop(0, num_full, body, init)
+    if num_full == 1:  # a single full chunk needs no loop
+        total = hist(0, per)
+    else:
+        init = jax.tree.map(jnp.zeros_like, jax.eval_shape(functools.partial(hist, size=per), 0))
+        total = jax.lax.fori_loop(0, num_full, body, init)
     if tail:
         total = jax.tree.map(jnp.add, total, hist(n - tail, tail))
     return total

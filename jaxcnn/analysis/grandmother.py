@@ -7,11 +7,13 @@ ranked by the |w| of a linear SVM on all filters measure how many filters a clas
 overlap of the classes' top-k sets measures how shared the code is.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import metrics
+from jaxcnn import metrics, svm
 from jaxcnn.analysis import entropy
 
 PAPER_KS = (1, 2, 3, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 80, 100, 128, 256)  # §4.2 note 3
@@ -166,3 +168,80 @@ def overlap_chance(k, num_filters):
     if not 1 <= k <= num_filters:
         raise ValueError(f"need 1 <= k <= num_filters, got k={k}, num_filters={num_filters}")
     return k / num_filters
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "ap_method"))
+def _greedy(x_train, y_NxC, x_test, pos_CxN, cost, positive_weight, *, ks, ap_method):
+    """Ranking and test AP [C, K] of the nested subsets, all subset sizes in one program."""
+    fit = functools.partial(svm.fit_linear_svm, C=cost, positive_weight=positive_weight)
+    w_FxC, _ = fit(x_train, y_NxC)
+    importance_CxF = jnp.abs(w_FxC.T)
+    ranking_CxF = top_filters(importance_CxF, x_train.shape[1])
+    rank_CxF = jnp.argsort(ranking_CxF, axis=1)  # position of each filter in its class's list
+
+    def fit_one(mask_F, y_N):
+        # A zeroed feature gets weight 0 at the optimum (its only gradient is the L2
+        # penalty), so x · mask trains exactly the SVM on the subset.
+        w_Fx1, b_1 = fit(x_train * mask_F[None, :], y_N[:, None])
+        return w_Fx1[:, 0] * mask_F, b_1[0]
+
+    def subset_ap(k):
+        mask_CxF = (rank_CxF < k).astype(x_train.dtype)
+        w_CxF, b_C = jax.vmap(fit_one)(mask_CxF, y_NxC.T)  # the C problems in one solve
+        scores_CxN = jnp.dot(w_CxF, x_test.T, precision=jax.lax.Precision.HIGHEST)
+        return metrics.average_precision(scores_CxN + b_C[:, None], pos_CxN, method=ap_method)
+
+    ap_KxC = jax.lax.map(subset_ap, jnp.asarray(ks, jnp.int32))  # one subset size at a time
+    return importance_CxF, ranking_CxF, ap_KxC.T
+
+
+def greedy_subsets(
+    x_train,
+    labels_train,
+    x_test,
+    labels_test,
+    num_classes,
+    *,
+    C,
+    ks=PAPER_KS,
+    positive_weight=1.0,
+    ap_method="voc07",
+):
+    """How many filters a class needs (paper §4.2, Fig. 4, Table 5; thesis Fig. 3-3).
+
+    Per class c: a one-vs-rest linear SVM (:func:`jaxcnn.svm.fit_linear_svm`, cost ``C``)
+    on all F filters ranks the filters by |w_c|; for each k an SVM retrained on the top-k
+    filters is scored by its AP on the test boxes. The C subset SVMs of one k are vmapped
+    into one batched solve (memory O(C·M·F)); the k run one after another.
+
+    Args:
+      x_train: float [M, F], e.g. conv-5 sp-max of the training boxes; labels_train: int [M].
+      x_test: float [N, F]; labels_test: int [N].
+      num_classes: C classes (one-vs-rest problems).
+      C: SVM cost (choose it on held-out data, SPEC §4).
+      ks: subset sizes; those >= F are dropped and F (all filters) is always the last.
+      positive_weight: loss weight of positive examples.
+      ap_method: AP definition (:func:`jaxcnn.metrics.average_precision`).
+
+    Returns:
+      ``{"ks": tuple K, "importance": [C, F] = |w| of the all-filter SVMs, "ranking": [C, F]
+      filter indices by decreasing importance (ties to the lower index), "ap": [C, K]}``.
+    """
+    x_train, labels_train = _check_scores(x_train, labels_train, num_classes)
+    x_test, labels_test = _check_scores(x_test, labels_test, num_classes)
+    num_f = x_train.shape[1]
+    if x_test.shape[1] != num_f:
+        raise ValueError(f"x_train and x_test differ in F: {num_f} vs {x_test.shape[1]}")
+    ks = tuple(sorted({int(k) for k in ks if 1 <= k < num_f})) + (num_f,)
+    y_NxC = jnp.where(_positives(labels_train, num_classes).T, 1.0, -1.0).astype(x_train.dtype)
+    importance, ranking, ap = _greedy(
+        x_train,
+        y_NxC,
+        x_test,
+        _positives(labels_test, num_classes),
+        C,
+        positive_weight,
+        ks=ks,
+        ap_method=ap_method,
+    )
+    return {"ks": ks, "importance": importance, "ranking": ranking, "ap": ap}

@@ -125,3 +125,33 @@ def test_bad_input(scores, labels, match):
         G.filter_ap(scores, labels, 2)
     with pytest.raises(ValueError, match=match):
         G.precision_curves(scores, labels, 2)
+
+
+def test_greedy_subsets_match_sklearn_linear_svc():
+    # Per class: LinearSVC on all filters ranks them by |w|; LinearSVC on each top-k subset,
+    # scored by scikit-learn's AP on the test boxes. Same objective as jaxcnn.svm.
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(3, 8)) * 1.2
+
+    def split(n):
+        y = np.arange(n) % 3
+        return np.maximum(centres[y] + rng.normal(size=(n, 8)), 0).astype(np.float32), y
+
+    (xtr, ytr), (xte, yte) = split(60), split(45)
+    out = G.greedy_subsets(xtr, ytr, xte, yte, 3, C=0.5, ks=(1, 2, 3, 5, 40), ap_method="step")
+    assert out["ks"] == (1, 2, 3, 5, 8)  # capped at F, F always last
+    svc = lambda: LinearSVC(C=0.5, loss="squared_hinge", tol=1e-10, max_iter=100_000)
+    for c in range(3):
+        full = svc().fit(xtr, np.where(ytr == c, 1, -1))
+        np.testing.assert_allclose(out["importance"][c], np.abs(full.coef_[0]), atol=2e-3)
+        ranking = np.argsort(-np.abs(full.coef_[0]), stable=True)
+        np.testing.assert_array_equal(out["ranking"][c], ranking)
+        for j, k in enumerate(out["ks"]):
+            keep = ranking[:k]
+            model = svc().fit(xtr[:, keep], np.where(ytr == c, 1, -1))
+            want = average_precision_score(yte == c, model.decision_function(xte[:, keep]))
+            np.testing.assert_allclose(out["ap"][c, j], want, atol=1e-4)
+    needed = G.filters_needed(out["ap"], out["ks"])
+    assert needed.shape == (2, 3) and np.all(needed >= 1)
