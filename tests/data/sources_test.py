@@ -135,3 +135,17 @@ def test_toyworld_sources_and_errors(tiny_dir, tmp_path):
         sources.open_split("toyworld/source", "train", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="decode"):
         sources.open_split("toyworld/source_tiny", "train", data_dir=tiny_dir, decode="cv2")
+
+
+def test_jaxcnn_never_imports_tensorflow():
+    # TFDS is used without TensorFlow: no module of the package imports it (only
+    # tensorflow_datasets, whose reading path is TensorFlow-free).
+    import pathlib
+    import re
+
+    import jaxcnn
+
+    pattern = re.compile(r"^\s*(import tensorflow\b(?!_)|from tensorflow\b(?!_))", re.MULTILINE)
+    root = pathlib.Path(jaxcnn.__file__).parent
+    offenders = [p for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
