@@ -104,26 +104,43 @@ class TrainConfig:
         return cls(**d)
 
     def module(self) -> models.AlexNet:
-        dtype = jnp.bfloat16 if self.compute_dtype == "bfloat16" else jnp.float32
-        return models.from_preset(
-            self.preset, self.num_classes, dtype=dtype, **self.model_overrides
-        )
+        return module_from_meta(model_meta(self))
 
     def learning_rate(self) -> optim.Schedule:
         return optim.step_schedule(self.base_lr, gamma=self.lr_gamma, step_size=self.lr_step_size)
 
     def optimizer(self, params: dict, trainable) -> Any:
-        sub = {k: params[k] for k in trainable}
-        lr_mult, decay_mult = optim.caffe_multipliers(
-            sub, bias_lr_mult=self.bias_lr_mult, bias_decay_mult=self.bias_decay_mult
+        """Caffe's SGD over the trainable layers (cached: equal configs share one object, so
+        that states of runs in one process share compiled steps)."""
+        treedef = jax.tree_util.tree_structure({k: params[k] for k in trainable})
+        return _caffe_optimizer(
+            treedef,
+            self.base_lr,
+            self.lr_gamma,
+            self.lr_step_size,
+            self.momentum,
+            self.weight_decay,
+            self.bias_lr_mult,
+            self.bias_decay_mult,
         )
-        return optim.caffe_sgd(
-            self.learning_rate(),
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            lr_mult=lr_mult,
-            decay_mult=decay_mult,
-        )
+
+
+@functools.cache
+def _caffe_optimizer(
+    treedef, base_lr, gamma, step_size, momentum, weight_decay, bias_lr_mult, bias_decay_mult
+):
+    skeleton = jax.tree_util.tree_unflatten(treedef, [0.0] * treedef.num_leaves)
+    lr_mult, decay_mult = optim.caffe_multipliers(
+        skeleton, bias_lr_mult=bias_lr_mult, bias_decay_mult=bias_decay_mult
+    )
+    schedule = optim.step_schedule(base_lr, gamma=gamma, step_size=step_size)
+    return optim.caffe_sgd(
+        schedule,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        lr_mult=lr_mult,
+        decay_mult=decay_mult,
+    )
 
 
 def model_meta(config: TrainConfig) -> dict:
@@ -137,10 +154,19 @@ def model_meta(config: TrainConfig) -> dict:
 
 
 def module_from_meta(model: dict) -> models.AlexNet:
-    dtype = jnp.bfloat16 if model.get("compute_dtype") == "bfloat16" else jnp.float32
-    return models.from_preset(
-        model["preset"], model["num_classes"], dtype=dtype, **model.get("overrides", {})
+    """The module described by `model_meta`; one instance per description and process (a
+    state's ``apply_fn`` is the bound ``module.apply``, which compares by module identity, so
+    sharing instances lets runs in one process share compiled steps)."""
+    overrides = tuple(sorted(model.get("overrides", {}).items()))
+    return _module(
+        model["preset"], model["num_classes"], overrides, model.get("compute_dtype", "float32")
     )
+
+
+@functools.cache
+def _module(preset: str, num_classes: int, overrides: tuple, compute_dtype: str):
+    dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
+    return models.from_preset(preset, num_classes, dtype=dtype, **dict(overrides))
 
 
 def module_from_run(run_dir: str, step: int | None = None) -> models.AlexNet:
@@ -215,6 +241,17 @@ def _check_resumable(saved: dict, config: TrainConfig) -> None:
         )
 
 
+@functools.cache
+def _pmapped(kind: str, devices: tuple | None):
+    """The pmapped train or eval step, built once per process and device set, so that runs in
+    one process (e.g. several fine-tunings) reuse compiled programs of equal shapes."""
+    if kind == "train":
+        step = functools.partial(train_lib.train_step, axis_name=distributed.AXIS)
+        return jax.pmap(step, axis_name=distributed.AXIS, devices=devices, donate_argnums=(0,))
+    step = functools.partial(train_lib.eval_step, axis_name=distributed.AXIS)
+    return jax.pmap(step, axis_name=distributed.AXIS, devices=devices)
+
+
 class _Devices:
     """Which devices this process maps over, and the batch split."""
 
@@ -237,8 +274,9 @@ class _Devices:
         self.eval_batch = config.eval_batch_size or self.per_process
         if self.eval_batch % self.n:
             raise ValueError(f"eval batch {self.eval_batch} not divisible by {self.n} devices")
-        pmap_devices = None if jax.process_count() > 1 else devices
-        self.pmap = functools.partial(jax.pmap, axis_name=distributed.AXIS, devices=pmap_devices)
+        pmap_devices = None if jax.process_count() > 1 else tuple(devices)
+        self.p_train = _pmapped("train", pmap_devices)
+        self.p_eval = _pmapped("eval", pmap_devices)
 
 
 def evaluate(p_eval: Callable, p_state, batches: Iterable[dict], devs: _Devices) -> dict:
@@ -314,9 +352,7 @@ class _Loop:
     ):
         self.cfg, self.devs, self.ckpt, self.log = config, devs, ckpt, metrics_log
         self.train_data, self.eval_data = train_data, eval_data
-        step_fn = functools.partial(train_lib.train_step, axis_name=distributed.AXIS)
-        self.p_train = devs.pmap(step_fn, donate_argnums=(0,))
-        self.p_eval = devs.pmap(functools.partial(train_lib.eval_step, axis_name=distributed.AXIS))
+        self.p_train, self.p_eval = devs.p_train, devs.p_eval
         self.flops = train_lib.train_flops_per_image(config.module().config, trainable)
         self.window: list[dict] = []
         self.clock: tuple[float, int] | None = None  # (time, step) of the throughput window

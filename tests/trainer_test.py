@@ -129,7 +129,7 @@ def test_evaluate_counts_every_example_once(tmp_path):
     cfg = _config(eval_batch_size=8)
     state = trainer.initial_state(cfg)
     devs = trainer._Devices(cfg)
-    p_eval = devs.pmap(lambda s, b: train.eval_step(s, b, axis_name=distributed.AXIS))
+    p_eval = devs.p_eval
     data = Synthetic(23, seed=5)
     batches = [next(data), {k: v[:5] for k, v in next(data).items()}]
     got = trainer.evaluate(p_eval, distributed.replicate(state, devs.devices), batches, devs)
@@ -165,6 +165,7 @@ def pretrain_command(data_dir, run_dir, num_steps=12):
         "--checkpoint_every=3",
         "--log_every=1",
         "--eval_examples=16",
+        f"--compilation_cache_dir={os.path.join(data_dir, 'xla_cache')}",
     ]
 
 
