@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Mapping
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 PRE_STYLE = dict(color="tab:blue", linestyle="-.")  # pre-trained: dash-dot (Fig. 1, thesis 2-2)
@@ -179,6 +180,9 @@ def plot_ap_vs_filters(ks, ap_vs_k, class_names, path):
             row = np.asarray(ap)[c]
             ax.plot(ks, row / row[-1], marker=".", ms=3, label=net, **styles[i % 2])
         ax.set_xscale("log")
+        ax.set_xticks([t for t in (1, 3, 10, 30, 100, 300) if ks[0] <= t <= ks[-1]] or ks[-1:])
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_ylim(0, 1.1)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
