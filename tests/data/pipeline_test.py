@@ -128,3 +128,9 @@ def test_bad_arguments(train_source, mean):
         )
     with pytest.raises(ValueError, match="shard_index"):
         pipeline.eval_loader(train_source, batch_size=8, shard_index=2, shard_count=2)
+
+
+def test_default_shard_is_the_jax_process():
+    # single-process JAX: process 0 of 1 reads everything
+    shard = pipeline._shard_options(None, None, drop_remainder=True)
+    assert (shard.shard_index, shard.shard_count, shard.drop_remainder) == (0, 1, True)
