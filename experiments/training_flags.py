@@ -175,6 +175,12 @@ def run(regime: str, init_from: str = "", init_step: int = -1) -> dict:
     )
     if jax.process_index() == 0:
         print(_summary_line(cfg, summary, time.time() - start), flush=True)
+    if jax.process_count() > 1:
+        print(
+            f"process {jax.process_index()}/{jax.process_count()}: final parameters sha256 "
+            f"{summary['params_sha256']}",
+            flush=True,
+        )
     return summary
 
 

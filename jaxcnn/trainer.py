@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -448,7 +449,8 @@ def train(
 ) -> dict:
     """Run (or resume) the training run `config` in `run_dir` (module docstring).
 
-    Returns a summary: ``{"step", "resumed_from", "val": last validation record or None}``.
+    Returns a summary: ``{"step", "resumed_from", "val": last validation record or None,
+    "params_sha256": digest of this process's copy of the final parameters}``.
     Raises FloatingPointError naming the step if the loss or parameters become non-finite.
     """
     os.makedirs(run_dir, exist_ok=True)
@@ -476,6 +478,7 @@ def train(
         val = None
         if first < config.num_steps:
             val = loop.validate(p_state, config.num_steps)
+        digest = params_digest(distributed.unreplicate(p_state.params))
     if primary:
         records = training_log.read_records(run_dir)
         training_log.plot_curves(
@@ -485,7 +488,15 @@ def train(
         )
         if val is None:
             val = next((r for r in reversed(records) if r["split"] == "val"), None)
-    return {"step": config.num_steps, "resumed_from": start, "val": val}
+    return {"step": config.num_steps, "resumed_from": start, "val": val, "params_sha256": digest}
+
+
+def params_digest(params: dict) -> str:
+    """SHA-256 of the parameters' bytes in tree order (to check replicas or runs agree)."""
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(params):
+        h.update(np.ascontiguousarray(leaf).tobytes())
+    return h.hexdigest()
 
 
 def _write_json(path: str, obj: Any) -> None:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Two JAX processes on this machine, coordinated over loopback, with gloo collectives on CPU:
+# the multi-host code path (jax.distributed, per-process data shards, cross-process pmean,
+# checkpoints written by both) without a cluster.
+#
+#   launch/local_two_process_cpu.sh --flagfile=experiments/flags/pretrain_toy.flags \
+#       --run_dir=runs/two_process [more flags]
+#
+# Environment: SCRIPT (default experiments/pretrain.py), PYTHON (default python),
+# DEVICES_PER_PROCESS (fake CPU devices per process, default 1), PORT (default: a free one).
+# Each output line is prefixed with its process index. If one process fails, the other is
+# stopped and the script exits with the failure's status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+SCRIPT=${SCRIPT:-experiments/pretrain.py}
+PORT=${PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export JAX_PLATFORMS=cpu
+export XLA_FLAGS="--xla_force_host_platform_device_count=${DEVICES_PER_PROCESS:-1}"
+
+pids=()
+for i in 0 1; do
+  "$PYTHON" "$SCRIPT" "$@" --coordinator_address="127.0.0.1:$PORT" --num_processes=2 \
+      --process_id="$i" > >(sed -u "s/^/[process $i] /") 2>&1 &
+  pids+=($!)
+done
+status=0
+for _ in 0 1; do
+  if ! wait -n; then
+    status=1
+    kill "${pids[@]}" 2>/dev/null || true
+  fi
+done
+exit $status
