@@ -15,9 +15,11 @@ the first layers from a source network, re-initialise the rest, choose which lay
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 
 from jaxcnn import models
 
@@ -25,9 +27,20 @@ REGIMES = ("pretrain", "ft", "fc-ft", "scratch")
 NEEDS_SOURCE = ("ft", "fc-ft")
 
 
-# `models.init_params` compiled (once per network geometry): eager initialisation dispatches
-# every random op separately, which is several times slower on CPU.
-init_params = jax.jit(models.init_params, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0)
+def init_params(module: models.AlexNet, rng: jax.Array) -> dict:
+    """Caffe's initialisation of `module` (`models.init_params`), compiled once per geometry.
+
+    The Gaussian and constant fillers are those of `models.init_params`; the random numbers come
+    from JAX's "rbg" generator keyed by `rng` (a threefry key), whose XLA program compiles about
+    3x faster on CPU than threefry's (1.5 s instead of 4.5 s for the small preset), which
+    matters for the many short runs of the embedded study. Equal `rng` give equal parameters.
+    """
+    data = (
+        jax.random.key_data(rng) if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) else rng
+    )
+    rbg = jax.random.wrap_key_data(jnp.concatenate([data, data]).astype(jnp.uint32), impl="rbg")
+    return models.init_params(module, rbg)
 
 
 def transplant(
@@ -35,28 +48,26 @@ def transplant(
 ) -> dict:
     """Parameters for `module`: the layers in `copy` taken from `source_params` (shapes must
     match), every other layer freshly initialised with Caffe's initialisation from `rng`."""
-    fresh = init_params(module, rng)
-    unknown = set(copy) - set(fresh)
+    shapes = jax.eval_shape(functools.partial(models.init_params, module), rng)  # no compile
+    unknown = set(copy) - set(shapes)
     if unknown:
         raise ValueError(f"cannot copy unknown layers {sorted(unknown)}")
-    out = {}
-    for name, layer in fresh.items():
-        if name not in copy:
-            out[name] = layer
-            continue
+    for name in copy:
         if name not in source_params:
             raise ValueError(
                 f"source parameters lack layer {name!r} (have {sorted(source_params)})"
             )
-        for leaf in layer:
-            want, got = layer[leaf].shape, source_params[name][leaf].shape
-            if tuple(want) != tuple(got):
+        for leaf, want in shapes[name].items():
+            got = tuple(source_params[name][leaf].shape)
+            if got != tuple(want.shape):
                 raise ValueError(
-                    f"{name}/{leaf}: source shape {tuple(got)} does not fit the "
-                    f"model's {tuple(want)} (different preset or geometry?)"
+                    f"{name}/{leaf}: source shape {got} does not fit the model's "
+                    f"{tuple(want.shape)} (different preset or geometry?)"
                 )
-        out[name] = dict(source_params[name])
-    return out
+    fresh = init_params(module, rng)
+    return {
+        name: dict(source_params[name]) if name in copy else layer for name, layer in fresh.items()
+    }
 
 
 def start_params(
