@@ -32,6 +32,10 @@ Two representations of the same iteration:
   so truncated CG still yields descent directions. (A CG in the "dual" variables
   ``u = D^-½ a`` would need one product too, but its truncated iterates are not descent
   directions for J, and Newton stalls.)
+
+No preconditioner: block-Jacobi on the top principal subspace of ``G`` (the mean direction of
+non-negative features) was tried and made large-C solves several times *slower*, because the
+Hessian couples that subspace strongly to the rest.
 """
 
 from typing import NamedTuple
