@@ -111,7 +111,7 @@ def main():
     import jax
     from sklearn.exceptions import ConvergenceWarning
 
-    from jaxcnn import probes
+    from jaxcnn import probes, svm_cv
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
@@ -143,7 +143,7 @@ def main():
     t0 = time.perf_counter()
     ours = probes.multilabel_probe(x_tr, y_tr, x_te, y_te, protocol=protocol)
     print(f"jaxcnn first call (includes compilation): {time.perf_counter() - t0:.1f} s")
-    folds = probes.fold_indices(n_train, protocol.num_folds)
+    folds = svm_cv.fold_indices(n_train, protocol.num_folds)
     xs_tr, xs_te = (np.asarray(a) for a in probes.scale_features(x_tr, x_te, protocol=protocol))
     t_ours, t_sk = [], []
     for _ in range(args.repeats):

@@ -21,16 +21,27 @@ Ties in CV AP go to the smallest cost (``argmax``, as VISSL).
 """
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import metrics, svm
+from jaxcnn import metrics, svm_cv
 from jaxcnn.svm import SolverOptions, fit_linear_svm
 
-__all__ = ["PROTOCOLS", "ProbeProtocol", "ProbeResult", "fit_linear_svm", "multilabel_probe"]
+__all__ = [
+    "PROTOCOLS",
+    "RCNN",
+    "SUN_OVR",
+    "VOC07_VISSL",
+    "MulticlassResult",
+    "ProbeProtocol",
+    "ProbeResult",
+    "fit_linear_svm",
+    "multiclass_probe",
+    "multilabel_probe",
+    "scale_features",
+]
 
 VISSL_COSTS = (0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0)
 
@@ -109,170 +120,16 @@ def scale_features(train_NxD, test_NxD, *, protocol):
     return train_NxD * factor, test_NxD * factor
 
 
-def fold_indices(n, num_folds):
-    """Contiguous K-fold split (``sklearn.model_selection.KFold(num_folds)``), padded.
-
-    Returns ``(train_FxT, train_mask_FxT, held_FxH, held_mask_FxH)`` int32 / bool numpy arrays;
-    padding slots index example 0 and are masked out.
-    """
-    if not 2 <= num_folds <= n:
-        raise ValueError(f"need 2 <= num_folds <= n, got num_folds={num_folds}, n={n}")
-    sizes = np.full(num_folds, n // num_folds) + (np.arange(num_folds) < n % num_folds)
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    held = [np.arange(bounds[f], bounds[f + 1]) for f in range(num_folds)]
-    train = [np.setdiff1d(np.arange(n), h) for h in held]
-
-    def pad(rows):
-        width = max(len(r) for r in rows)
-        idx = np.zeros((len(rows), width), np.int32)
-        mask = np.zeros((len(rows), width), bool)
-        for f, r in enumerate(rows):
-            idx[f, : len(r)], mask[f, : len(r)] = r, True
-        return idx, mask
-
-    return (*pad(train), *pad(held))
-
-
-def holdout_indices(n_train, n_held):
-    """A single split in the ``fold_indices`` format: rows ``[0, n_train)`` train, the rest held."""
-    train = np.arange(n_train, dtype=np.int32)[None]
-    held = np.arange(n_train, n_train + n_held, dtype=np.int32)[None]
-    return train, np.ones_like(train, bool), held, np.ones_like(held, bool)
-
-
-def _scan_costs(solve, init, costs_L):
-    """Warm-started solves along the ascending cost grid; stacks the solutions ``[L, ...]``."""
-
-    def step(v, cost):
-        v = solve(v, cost)
-        return v, v
-
-    return jax.lax.scan(step, init, costs_L)[1]
-
-
-@functools.partial(jax.jit, static_argnames="options")
-def _cv_gram(gram_NxN, y_NxK, base_cost_NxK, costs_L, folds, *, options):
-    """Gram-form fold fits along the cost grid -> ``(scores_FxLxHxK, coefficients_FxLxTxK)``."""
-    train_FxT, tmask_FxT, held_FxH, _ = folds
-    gram_FxTxT = jax.vmap(lambda i: gram_NxN[i][:, i])(train_FxT)
-    y_FxTxK = jnp.take(y_NxK, train_FxT, axis=0)
-    cost_FxTxK = jnp.take(base_cost_NxK, train_FxT, axis=0) * tmask_FxT[..., None]
-
-    def path(gram, y, cost):
-        solve = lambda a, c: svm.solve_gram(gram, y, c * cost, a, options=options)[0]
-        return _scan_costs(solve, jnp.zeros_like(cost), costs_L)
-
-    a_FxLxTxK = jax.vmap(path)(gram_FxTxT, y_FxTxK, cost_FxTxK)
-    cross_FxHxT = jax.vmap(lambda h, t: gram_NxN[h][:, t])(held_FxH, train_FxT)
-    return jnp.einsum("fht,fltk->flhk", cross_FxHxT, a_FxLxTxK), a_FxLxTxK
-
-
-@functools.partial(jax.jit, static_argnames="options")
-def _cv_primal(x_NxD, y_NxK, base_cost_NxK, costs_L, folds, s, *, options):
-    """Primal-form fold fits along the cost grid -> ``(scores_FxLxHxK, w_tilde_FxLxMxK)``."""
-    train_FxT, tmask_FxT, held_FxH, _ = folds
-    x_FxTxD = jnp.take(x_NxD, train_FxT, axis=0)
-    y_FxTxK = jnp.take(y_NxK, train_FxT, axis=0)
-    cost_FxTxK = jnp.take(base_cost_NxK, train_FxT, axis=0) * tmask_FxT[..., None]
-
-    def path(x, y, cost):
-        solve = lambda v, c: svm.solve_primal(
-            x, y, c * cost, v, intercept_scaling=s, options=options
-        )[0]
-        init = jnp.zeros((x.shape[1] + 1, y.shape[1]), x.dtype)
-        return _scan_costs(solve, init, costs_L)
-
-    w_FxLxMxK = jax.vmap(path)(x_FxTxD, y_FxTxK, cost_FxTxK)
-    x_FxHxD = jnp.take(x_NxD, held_FxH, axis=0)
-    scores = jnp.einsum("fhd,fldk->flhk", x_FxHxD, w_FxLxMxK[:, :, :-1])
-    return scores + s * w_FxLxMxK[:, :, None, -1], w_FxLxMxK
-
-
-@functools.partial(jax.jit, static_argnames="options")
-def _fit_gram(x_NxD, gram_NxN, y_NxK, cost_NxK, a0_NxK, s, *, options):
-    a, _, _ = svm.solve_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK, options=options)
-    return x_NxD.T @ a, s * s * jnp.sum(a, axis=0)
-
-
-@functools.partial(jax.jit, static_argnames="options")
-def _fit_primal(x_NxD, y_NxK, cost_NxK, w0_MxK, s, *, options):
-    v, _, _ = svm.solve_primal(x_NxD, y_NxK, cost_NxK, w0_MxK, intercept_scaling=s, options=options)
-    return v[:-1], s * v[-1]
-
-
-@functools.partial(jax.jit, static_argnames="bounds")
-def _gram(x_NxD, s, *, bounds):
-    """``X̃X̃ᵀ = XXᵀ + s²`` from the blocks of a row partition, each off-diagonal block once.
-
-    G is symmetric, so computing only the blocks on and above the diagonal saves a third of the
-    flops with three blocks (the benchmark's largest single cost).
-    """
-    parts = [x_NxD[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    m = len(parts)
-    upper = {(i, j): parts[i] @ parts[j].T for i in range(m) for j in range(i, m)}
-    rows = [
-        jnp.concatenate([upper[(i, j)] if i <= j else upper[(j, i)].T for j in range(m)], 1)
-        for i in range(m)
-    ]
-    return jnp.concatenate(rows, 0) + s * s
-
-
-class _Fitter:
-    """Fold fits along the cost grid and the final fit, in Gram form when ``N ≤ 2(D + 1)``.
-
-    The Gram matrix is computed once and shared by every fold (its sub-blocks), class and
-    cost; each final fit is warm-started from the fold solutions at its cost.
-    """
-
-    def __init__(self, x_NxD, y_NxK, base_cost_NxK, protocol):
-        self.x, self.y, self.base_cost, self.p = x_NxD, y_NxK, base_cost_NxK, protocol
-        s = protocol.intercept_scaling
-        n, dim = x_NxD.shape
-        blocks = max(protocol.num_folds, 2)
-        bounds = tuple(int(b) for b in np.linspace(0, n, blocks + 1).round())
-        self.gram = _gram(x_NxD, s, bounds=bounds) if n <= 2 * (dim + 1) else None
-        self.folds = self.solutions = None
-
-    def cv_scores(self, folds):
-        """Held-out decision values ``[F, L, H, K]`` for every fold and cost."""
-        p, costs = self.p, jnp.asarray(self.p.costs, self.x.dtype)
-        self.folds = folds
-        if self.gram is not None:
-            scores, self.solutions = _cv_gram(
-                self.gram, self.y, self.base_cost, costs, folds, options=p.solver
-            )
-        else:
-            scores, self.solutions = _cv_primal(
-                self.x, self.y, self.base_cost, costs, folds, p.intercept_scaling, options=p.solver
-            )
-        return scores
-
-    def fit(self, choice_K):
-        """Final fit with cost index ``choice_K[k]`` for problem k -> ``(w_DxK, b_K)``."""
-        p = self.p
-        cost = self.base_cost * np.asarray(p.costs, np.float32)[choice_K][None, :]
-        n, k = self.y.shape
-        warm = None
-        if self.solutions is not None:  # average of the fold solutions at the chosen costs
-            sol = np.take_along_axis(
-                np.asarray(self.solutions), choice_K[None, None, None], axis=1
-            )[:, 0]
-            if self.gram is not None:
-                warm = np.zeros((n, k), np.float32)
-                train, tmask = self.folds[0], self.folds[1]
-                np.add.at(warm, train, sol * tmask[..., None])
-                warm /= max(len(train) - 1, 1)
-            else:
-                warm = sol.mean(axis=0)
-        if self.gram is not None:
-            warm = jnp.zeros((n, k), self.x.dtype) if warm is None else jnp.asarray(warm)
-            return _fit_gram(
-                self.x, self.gram, self.y, cost, warm, p.intercept_scaling, options=p.solver
-            )
-        warm = jnp.zeros((self.x.shape[1] + 1, k), self.x.dtype) if warm is None else warm
-        return _fit_primal(
-            self.x, self.y, cost, jnp.asarray(warm), p.intercept_scaling, options=p.solver
-        )
+def _fitter(x_NxD, y_NxK, base_cost_NxK, protocol):
+    return svm_cv.CostPathFitter(
+        x_NxD,
+        y_NxK,
+        base_cost_NxK,
+        costs=protocol.costs,
+        intercept_scaling=protocol.intercept_scaling,
+        options=protocol.solver,
+        gram_blocks=max(protocol.num_folds, 2),
+    )
 
 
 def _held_out_ap(scores_FxLxHxK, y_NxK, folds, method):
@@ -324,10 +181,10 @@ def multilabel_probe(train_x, train_labels, test_x, test_labels, *, protocol=VOC
     x_tr, x_te = scale_features(jnp.asarray(train_x), jnp.asarray(test_x), protocol=protocol)
     y = jnp.where(jnp.asarray(train_labels) == 1, 1.0, -1.0).astype(x_tr.dtype)
     base_cost = jnp.where(y > 0, protocol.positive_weight, 1.0).astype(x_tr.dtype)
-    fitter = _Fitter(x_tr, y, base_cost, protocol)
+    fitter = _fitter(x_tr, y, base_cost, protocol)
     choice_K, cv_ap = np.zeros(y.shape[1], int), None
     if protocol.num_folds:
-        folds = fold_indices(y.shape[0], protocol.num_folds)
+        folds = svm_cv.fold_indices(y.shape[0], protocol.num_folds)
         ap_FxLxK = _held_out_ap(fitter.cv_scores(folds), y, folds, protocol.cv_ap_method)
         cv_ap = np.nanmean(np.asarray(ap_FxLxK), axis=0).T  # [K, L]
         choice_K = np.argmax(np.nan_to_num(cv_ap, nan=-np.inf), axis=1)
@@ -417,9 +274,12 @@ def multiclass_probe(
         x_val, y_val = np.asarray(val_x), np.asarray(val_y)
         _check_classes(x_val, y_val, num_classes, "validation")
         x_tr, y_tr = np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val])
-        folds, selected_on = holdout_indices(n, len(y_val)), "validation"
+        folds, selected_on = svm_cv.holdout_indices(n, len(y_val)), "validation"
     elif protocol.num_folds:
-        folds, selected_on = fold_indices(n, protocol.num_folds), f"{protocol.num_folds}-fold CV"
+        folds, selected_on = (
+            svm_cv.fold_indices(n, protocol.num_folds),
+            f"{protocol.num_folds}-fold CV",
+        )
     else:
         raise ValueError(f"{protocol.name}: give val_x / val_y or a protocol with num_folds")
     xs_tr, xs_te = scale_features(jnp.asarray(x_tr[:n]), jnp.asarray(x_te), protocol=protocol)
@@ -434,7 +294,7 @@ def multiclass_probe(
     # Validation rows take part in selection only: zero loss weight in the final fit.
     in_train = (jnp.arange(len(y_tr)) < n)[:, None]
     base_cost = jnp.where(y > 0, protocol.positive_weight, 1.0) * in_train
-    fitter = _Fitter(xs_tr, y, base_cost.astype(xs_tr.dtype), protocol)
+    fitter = _fitter(xs_tr, y, base_cost.astype(xs_tr.dtype), protocol)
     pred_FxLxH = jnp.argmax(fitter.cv_scores(folds), axis=-1)
     held_FxH, hmask_FxH = folds[2], folds[3]
     labels_FxLxH = jnp.broadcast_to(jnp.asarray(y_tr)[held_FxH][:, None], pred_FxLxH.shape)

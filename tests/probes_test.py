@@ -56,15 +56,6 @@ def _data(n, d, k, seed, difficult=0.1):
     return x, labels
 
 
-def test_fold_indices_match_sklearn_kfold():
-    train, tmask, held, hmask = probes.fold_indices(11, 3)
-    for f, (tr, ho) in enumerate(KFold(3).split(np.zeros(11))):
-        np.testing.assert_array_equal(train[f][tmask[f]], tr)
-        np.testing.assert_array_equal(held[f][hmask[f]], ho)
-    with pytest.raises(ValueError, match="num_folds"):
-        probes.fold_indices(5, 1)
-
-
 def test_scale_features():
     rng = np.random.default_rng(0)
     tr, te = rng.random((6, 4)).astype(np.float32), rng.random((3, 4)).astype(np.float32)
