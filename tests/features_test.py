@@ -38,9 +38,11 @@ class TinyNet(nn.Module):
 @pytest.fixture(scope="module")
 def model():
     module = TinyNet()
-    params = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)["params"]
-    images = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (23, 8, 8, 3)), np.float32)
-    _, want = module.apply({"params": params}, images, train=False)
+    # Jitted: flax's eager init dispatches (and compiles) op by op, which is slow.
+    init = jax.jit(lambda key, x: module.init(key, x, train=False)["params"])
+    params = init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
+    images = np.random.default_rng(1).normal(size=(23, 8, 8, 3)).astype(np.float32)
+    _, want = jax.jit(lambda p, x: module.apply({"params": p}, x, train=False))(params, images)
     return module, params, images, {k: np.asarray(v) for k, v in want.items()}
 
 

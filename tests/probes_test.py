@@ -89,17 +89,18 @@ def test_vissl_protocol_matches_sklearn(d):
 
 
 def test_cost_is_chosen_without_the_test_split():
-    """The test labels are the ranking of the SVM at the cost that cross-validation likes least,
-    so that cost is test-optimal (AP 1); a probe that looked at the test split when choosing
-    would pick it instead of the CV choice."""
-    x, labels = _data(150, 70, 1, seed=7, difficult=0.0)
-    xt, _ = _data(100, 70, 1, seed=8)
+    """The test labels of class 0 are the ranking of the SVM at the cost that cross-validation
+    likes least, so that cost is test-optimal (AP 1); a probe that looked at the test split
+    when choosing would pick it instead of the CV choice. (Shapes as in the test above, so the
+    compiled functions are reused.)"""
+    x, labels = _data(120, 70, 2, seed=7, difficult=0.0)
+    xt, lt = _data(80, 70, 2, seed=8)
     xs, xts = (np.asarray(a) for a in probes.scale_features(x, xt, protocol=SMALL))
     y = labels[:, 0].astype(int)
     cv_table = _sklearn_cv_table(xs, y, SMALL)
     worst = int(np.argmin(cv_table))
     oracle = _fit(_svc(COSTS[worst], SMALL), xs, y).decision_function(xts)
-    lt = np.where(oracle > np.quantile(oracle, 0.7), 1, -1).astype(np.int8)[:, None]
+    lt[:, 0] = np.where(oracle > np.quantile(oracle, 0.7), 1, -1)
     test_ap = []
     for cost in COSTS:
         scores = _fit(_svc(cost, SMALL), xs, y).decision_function(xts)
@@ -111,8 +112,8 @@ def test_cost_is_chosen_without_the_test_split():
 
 
 def test_rcnn_protocol_matches_sklearn():
-    x, labels = _data(100, 30, 2, seed=3)
-    xt, lt = _data(60, 30, 2, seed=4)
+    x, labels = _data(120, 20, 2, seed=3)
+    xt, lt = _data(80, 20, 2, seed=4)
     res = probes.multilabel_probe(x, labels, xt, lt, protocol=probes.RCNN)
     assert res.cv_ap_KxL is None and res.ap_method == "voc07"
     np.testing.assert_array_equal(res.cost_K, [1e-3, 1e-3])
