@@ -150,6 +150,8 @@ def _line_search(y, c, f, df, wdw_K, dwdw_K, *, iters=30):
 
 
 class SolveInfo(NamedTuple):
+    """Newton iterations and CG steps run (shared by the K problems) and per-problem status."""
+
     newton_iterations: jax.Array
     cg_iterations: jax.Array
     converged_K: jax.Array
