@@ -206,3 +206,22 @@ def test_replace_classifier_keeps_features():
     dst = models.replace_classifier(src, dst_module, jax.random.key(5))
     assert dst["fc8"]["kernel"].shape == (512, 20)
     np.testing.assert_array_equal(dst["fc7"]["kernel"], src["fc7"]["kernel"])
+
+
+def test_msra_init_for_the_small_preset():
+    module = models.from_preset("small", 100, init="msra", bias_one=0.1)
+    cfg = module.config
+    assert cfg.input_scale == pytest.approx(1 / 64)
+    # conv2: fan-in 5*5*12 = 300 (12 = 24 inputs / 2 groups) -> std sqrt(2/300).
+    assert cfg.convs[1].weight_std == pytest.approx(math.sqrt(2 / 300))
+    assert cfg.fcs[0].weight_std == pytest.approx(math.sqrt(2 / 576))
+    assert cfg.classifier_std == pytest.approx(math.sqrt(1 / 512))
+    params = models.init_params(module, jax.random.key(0))
+    np.testing.assert_allclose(np.std(params["conv3"]["kernel"]), math.sqrt(2 / 576), rtol=0.02)
+    # Unit-scale activations through the stack on pixel-scale inputs (std 64).
+    x = jax.random.normal(jax.random.key(1), (8, 64, 64, 3)) * 64
+    _, taps = jax.jit(functools.partial(module.apply, train=False))({"params": params}, x)
+    for name in ("conv3", "conv5", "fc7"):
+        assert 0.1 < float(jnp.std(taps[name])) < 10, name
+    with pytest.raises(ValueError, match="init"):
+        models.from_preset("small", 10, init="xavier")
