@@ -222,13 +222,8 @@ def run_study(cfg: study.StudyConfig, root: str, *, emit: Callable[[str], None] 
         progress.stage(timings[-1][0], WEIGHTS[weight_key], res.cached, res.seconds)
         return res
 
-    def train_log(record):
-        if (
-            record.get("split") == "train"
-            and record["step"] % 100 == 0
-            or record.get("split") == "val"
-        ):
-            emit("    " + training_log.format_progress(record, record.get("num_steps", 0) or 0))
+    def train_log(record):  # pre-training progress: every logged step and the validation
+        emit("    pretrain " + training_log.format_progress(record, cfg.pretrain_steps))
 
     emit(f"study in {root}")
     data = done(study._data_stage(cfg, root), "data")

@@ -47,6 +47,8 @@ class StudyConfig:
     preset: str = "small"
     width: float = 0.25
     fc_width: int = 512
+    init: str = "msra"  # small preset: "msra" or Caffe's "caffe" (see models.small_config)
+    bias_one: float = 0.1  # bias of conv2/4/5, fc6/7 (CaffeNet 1, BVLC AlexNet 0.1)
     # Pre-training (SPEC §2).
     pretrain_steps: int = 1200
     pretrain_batch: int = 128
@@ -54,7 +56,8 @@ class StudyConfig:
     pretrain_lr_step: int = 800
     snapshots: tuple[int, ...] = (20, 60, 150, 300, 600, 1200)
     # Fine-tuning (SPEC §2.3): lr 0.001, x0.1 every lr_step; scratch uses the pre-training lr.
-    finetune_steps: int = 150
+    finetune_steps: int = 150  # PASCAL stand-in (paper: 70k)
+    scene_finetune_steps: int = 0  # SUN stand-in (paper: 40k); 0: finetune_steps
     finetune_batch: int = 64
     finetune_lr: float = 0.001
     finetune_lr_step: int = 100
@@ -69,8 +72,14 @@ class StudyConfig:
 
     def model_overrides(self) -> dict:
         if self.preset == "caffenet":
-            return {}
-        return {"width": self.width, "fc_width": self.fc_width, "input_size": self.crop}
+            return {"bias_one": self.bias_one}
+        return {
+            "width": self.width,
+            "fc_width": self.fc_width,
+            "input_size": self.crop,
+            "init": self.init,
+            "bias_one": self.bias_one,
+        }
 
 
 @dataclasses.dataclass
@@ -186,10 +195,15 @@ def finetune_stage(cfg, root, data, pre, target, regime, log_fn, *, from_step=No
     else:
         dcfg = _data_config(cfg, cfg.scene_target, eval_split="val")
     scratch = regime == "scratch"
+    steps = (
+        cfg.scene_finetune_steps
+        if target == "scene" and cfg.scene_finetune_steps
+        else cfg.finetune_steps
+    )
     step = cfg.pretrain_steps if from_step is None else from_step
     tcfg = trainer.TrainConfig(
         num_classes=train_data.num_classes(dcfg),
-        num_steps=cfg.scratch_steps if scratch else cfg.finetune_steps,
+        num_steps=cfg.scratch_steps if scratch else steps,
         batch_size=cfg.finetune_batch,
         preset=cfg.preset,
         model_overrides=cfg.model_overrides(),
