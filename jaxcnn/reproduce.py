@@ -144,16 +144,16 @@ def transfer_probes(cfg, cache, pre, runs) -> dict:
     return _json({"gt": gt, "scene": scene, "table4": table4, "finetune_val_top1": nets_val})
 
 
-def selectivity_stage(cfg, cache, pre, ft_run, out_dir: Path) -> dict:
+def selectivity_study(cache, pre, ft_run, gt_sets, protocol: str, out_dir: Path) -> dict:
     """Entropy/AuE/MCAuE before and after fine-tuning, grandmother cells, subsets, overlap,
     sparsity, on the GT boxes of the PASCAL-DET-GT stand-in (SPEC §6-§8)."""
-    train_fs, test_fs, _, num_classes = study.feature_sets(cfg)["gt"]
+    train_fs, test_fs, _, num_classes = gt_sets
     taps = {}
     for name, run in (("pre", pre), ("ft", ft_run)):
         taps[name] = (cache.get(run, None, train_fs), cache.get(run, None, test_fs))
     # The SVM cost of the greedy subsets is the one the VOC07 protocol picks most often for
     # conv-5 sp-max on the training boxes (chosen by 3-fold CV, never on test).
-    config = sel.SelectivityConfig(svm_c=_cv_cost(cfg, taps["pre"][0]))
+    config = sel.SelectivityConfig(svm_c=_cv_cost(protocol, taps["pre"][0]))
     result = sel.selectivity(
         {k: np.asarray(v) for k, v in taps["pre"][1]["taps"].items()},
         {k: np.asarray(v) for k, v in taps["ft"][1]["taps"].items()},
@@ -191,13 +191,13 @@ def selectivity_stage(cfg, cache, pre, ft_run, out_dir: Path) -> dict:
     )
 
 
-def _cv_cost(cfg, train) -> float:
+def _cv_cost(protocol: str, train) -> float:
     from jaxcnn import probes
     from jaxcnn.probe_runs import ablated
 
     x = ablated(train["taps"]["conv5"], "sp-max")
     res = probes.multilabel_probe(
-        x, train["labels"], x[:2], train["labels"][:2], protocol=probes.PROTOCOLS[cfg.protocol]
+        x, train["labels"], x[:2], train["labels"][:2], protocol=probes.PROTOCOLS[protocol]
     )
     values, counts = np.unique(res.cost_K, return_counts=True)
     return float(values[np.argmax(counts)])
@@ -239,7 +239,7 @@ def run_study(cfg: study.StudyConfig, root: str, *, emit: Callable[[str], None] 
             study.finetune_stage(cfg, root, data, pre, "det", "ft", None, from_step=step),
             "finetune",
         )
-    cache = study.FeatureCache(root, cfg)
+    cache = study.FeatureCache(root, batch_size=cfg.batch_size)
     ft_runs = tuple(runs.values())
     snap = done(
         stages.run_stage(
@@ -276,7 +276,9 @@ def run_study(cfg: study.StudyConfig, root: str, *, emit: Callable[[str], None] 
             root,
             "selectivity",
             _probe_conf(cfg),
-            lambda d: selectivity_stage(cfg, cache, pre, runs[("det", "ft")], d),
+            lambda d: selectivity_study(
+                cache, pre, runs[("det", "ft")], study.feature_sets(cfg)["gt"], cfg.protocol, d
+            ),
             upstream=(pre, runs[("det", "ft")]),
         ),
         "selectivity",

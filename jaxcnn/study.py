@@ -15,6 +15,7 @@ last chunk), and changing one setting re-runs only what depends on it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -253,18 +254,21 @@ def feature_sets(cfg: StudyConfig) -> dict[str, tuple[FeatureSet, FeatureSet, st
 
 
 class FeatureCache:
-    """Extracted features shared by the probe stages: one folder per (run, step, feature set)."""
+    """Extracted features shared by the analyses: one folder per (run, step, feature set).
 
-    def __init__(self, root: Path, cfg: StudyConfig):
-        self.root, self.cfg = Path(root) / "features", cfg
+    `run` is a training stage's result or a run directory; `step` None means its latest
+    checkpoint (named by its number, so that both spellings share one folder)."""
 
-    def get(self, run: stages.StageResult, step: int | None, fs: FeatureSet, taps=LAYERS):
-        if step is None:  # the latest checkpoint, named by its step so caches coincide
-            step = checkpoints.available_steps(run.result["run_dir"])[-1]
-        out = self.root / f"{run.key}-{step}-{fs.name}"
-        feats = extract(
-            run.result["run_dir"], step, fs, str(out), taps=taps, batch_size=self.cfg.batch_size
-        )
+    def __init__(self, root, *, batch_size: int = 128):
+        self.root, self.batch_size = Path(root) / "features", batch_size
+
+    def get(self, run, step: int | None, fs: FeatureSet, taps=LAYERS):
+        run_dir = run if isinstance(run, str) else run.result["run_dir"]
+        if step is None:
+            step = checkpoints.available_steps(run_dir)[-1]
+        tag = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:10]
+        out = self.root / f"{tag}-{step}-{fs.name}"
+        feats = extract(run_dir, step, fs, str(out), taps=taps, batch_size=self.batch_size)
         if fs.view == "gt_boxes":  # per-class AP of boxes: one-vs-rest columns
             feats["box_labels"] = feats["labels"]
             feats["labels"] = boxes_as_multilabel(
@@ -274,12 +278,8 @@ class FeatureCache:
 
     def pair(self, run, step, task_sets, taps=LAYERS):
         train_fs, test_fs, task, num_classes = task_sets
-        return (
-            self.get(run, step, train_fs, taps),
-            self.get(run, step, test_fs, taps),
-            task,
-            num_classes,
-        )
+        train = self.get(run, step, train_fs, taps)
+        return train, self.get(run, step, test_fs, taps), task, num_classes
 
 
 def probe(cache, run, step, task_sets, grid, protocol, taps=LAYERS) -> dict:

@@ -249,3 +249,22 @@ def plot_metric_vs_iteration(iterations, values, path, *, ylabel="mAP"):
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_metric_vs_layer(layers, values, path, *, ylabel="mAP"):
+    """One line per ablation of a metric (e.g. probe mAP) vs layer (Table 7 / thesis Fig. 5-1).
+
+    Args:
+      layers: L layer names, bottom to top.
+      values: ``{ablation: [L]}`` (NaN where an ablation does not apply).
+    """
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(layers))
+    for name, v in values.items():
+        ax.plot(x, np.asarray(v, float), marker="o", ms=3, label=name)
+    ax.set_xticks(x, list(layers))
+    ax.set_xlabel("layer")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
