@@ -8,9 +8,26 @@ medians of the rounds are printed with the ratio (jaxcnn images/s over PyTorch i
     pip install -e '.[bench]'
     python benchmarks/train_step.py                    # CaffeNet, 227 px, batch 32
     python benchmarks/train_step.py --preset=small --batch=128
+
+Two more comparisons use jaxcnn's own training step (`jaxcnn.train.train_step`, Caffe's SGD):
+
+    python benchmarks/train_step.py --compare=regimes --preset=small --batch=128
+        fine-tuning regimes: ft (all layers) against fc-ft (conv1-5 frozen and not
+        back-propagated into), in jaxcnn and in PyTorch (conv parameters with
+        requires_grad=False), alternating; prints the fc-ft speed-up of each framework.
+    python benchmarks/train_step.py --compare=devices --preset=small --batch=128
+        data parallelism: the pmapped step on 1 device against 8 fake CPU devices
+        (XLA_FLAGS=--xla_force_host_platform_device_count), same global batch, one child
+        process per measurement, alternating; on a CPU this measures the cost of splitting
+        the batch (the devices share the same cores), on a multi-GPU host the scaling.
 """
 
+import functools
+import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -19,7 +36,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from jaxcnn import models
+from jaxcnn import distributed, finetune, models, optim, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "caffenet", sorted(models.PRESETS), "Network geometry.")
@@ -27,6 +44,8 @@ flags.DEFINE_integer("batch", 32, "Images per step.")
 flags.DEFINE_integer("rounds", 5, "Alternating A/B rounds; medians are reported.")
 flags.DEFINE_integer("steps", 3, "Steps timed per round and framework.")
 flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads (0: one per core).")
+flags.DEFINE_enum("compare", "torch", ["torch", "regimes", "devices"], "What to compare.")
+flags.DEFINE_integer("child_devices", 0, "Internal: time the pmapped step on this many devices.")
 
 
 def jax_step_fn(module, params):
@@ -82,7 +101,7 @@ def time_rounds(fn, steps):
     return time.perf_counter() - start
 
 
-def main(_):
+def compare_torch():
     import torch
 
     if FLAGS.threads:
@@ -138,6 +157,181 @@ def main(_):
     print(f"median jaxcnn  {med['jaxcnn']:8.1f} img/s  ({tflops:.3f} TFLOP/s, 3x forward FLOPs)")
     print(f"median pytorch {med['pytorch']:8.1f} img/s")
     print(f"ratio jaxcnn / pytorch = {med['jaxcnn'] / med['pytorch']:.2f}x")
+
+
+def _jax_regime_step(module, regime, source, x, y):
+    """A closure running one jaxcnn train_step of `regime` (ft / fc-ft) from `source`."""
+    params, trainable = finetune.start_params(regime, module, jax.random.key(1), source)
+    tx = optim.caffe_sgd(0.001, momentum=0.9, weight_decay=5e-4)
+    state = {
+        "s": train.TrainState.create_for(
+            apply_fn=module.apply, params=params, tx=tx, rng=jax.random.key(2), trainable=trainable
+        )
+    }
+    step = jax.jit(train.train_step, donate_argnums=0)
+    batch = {"image": x, "label": y}
+
+    def once():
+        state["s"], metrics = step(state["s"], batch)
+        metrics["loss"].block_until_ready()
+
+    return once
+
+
+def _torch_regime_step(cfg, regime, xt, yt):
+    import torch
+
+    net = torch_net(cfg)
+    conv_part = net[: [type(m).__name__ for m in net].index("Flatten")]
+    if regime == "fc-ft":  # frozen and, with no input gradient needed, not back-propagated into
+        for p in conv_part.parameters():
+            p.requires_grad_(False)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(trainable, lr=0.001, momentum=0.9, weight_decay=5e-4)
+    net.train()
+
+    def once():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+
+    return once
+
+
+def _alternate(fns: dict, rounds: int, steps: int, n: int) -> dict:
+    for fn in fns.values():  # compile / warm up
+        fn(), fn()
+    rates = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            rates[name].append(steps * n / time_rounds(fns[name], steps))
+        print(
+            f"round {r + 1}/{rounds}: "
+            + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items())
+            + " img/s",
+            flush=True,
+        )
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def compare_regimes():
+    """ft vs fc-ft step time, jaxcnn and PyTorch, on the same batch."""
+    import torch
+
+    if FLAGS.threads:
+        torch.set_num_threads(FLAGS.threads)
+    module = models.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
+    cfg, n = module.config, FLAGS.batch
+    rng = np.random.default_rng(0)
+    x_np = rng.normal(size=(n, cfg.input_size, cfg.input_size, 3)).astype(np.float32)
+    y_np = rng.integers(0, cfg.num_classes, size=n)
+    source = finetune.init_params(module, jax.random.key(0))
+    xt = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
+    yt = torch.from_numpy(y_np)
+    fns = {}
+    for regime in ("ft", "fc-ft"):
+        fns[f"jaxcnn {regime}"] = _jax_regime_step(
+            module, regime, source, jnp.asarray(x_np), jnp.asarray(y_np, jnp.int32)
+        )
+        fns[f"pytorch {regime}"] = _torch_regime_step(cfg, regime, xt, yt)
+    med = _alternate(fns, FLAGS.rounds, FLAGS.steps, n)
+    print(
+        f"\n{FLAGS.preset}, {cfg.input_size} px, batch {n}, float32, "
+        f"{jax.devices()[0].platform}, torch threads {torch.get_num_threads()}"
+    )
+    for name, rate in med.items():
+        regime = name.split()[1]
+        flops = train.train_flops_per_image(
+            cfg, models.FC_NAMES if regime == "fc-ft" else (*models.CONV_NAMES, *models.FC_NAMES)
+        )
+        print(f"median {name:15s} {rate:8.1f} img/s ({rate * flops / 1e12:.3f} TFLOP/s)")
+    for fw in ("jaxcnn", "pytorch"):
+        print(f"fc-ft / ft speed-up, {fw}: {med[fw + ' fc-ft'] / med[fw + ' ft']:.2f}x")
+    for regime in ("ft", "fc-ft"):
+        print(
+            f"ratio jaxcnn / pytorch, {regime}: "
+            f"{med['jaxcnn ' + regime] / med['pytorch ' + regime]:.2f}x"
+        )
+
+
+def time_devices():
+    """Child process: images/s of the pmapped train_step on `child_devices` devices."""
+    ndev = FLAGS.child_devices
+    devices = jax.local_devices()[:ndev]
+    if len(devices) != ndev:
+        raise SystemExit(f"asked for {ndev} devices, have {jax.local_device_count()}")
+    module = models.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
+    cfg, n = module.config, FLAGS.batch
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": rng.normal(size=(n, cfg.input_size, cfg.input_size, 3)).astype(np.float32),
+        "label": rng.integers(0, cfg.num_classes, size=n).astype(np.int32),
+    }
+    batch = distributed.split_for_devices(batch, ndev)
+    params, trainable = finetune.start_params("pretrain", module, jax.random.key(0))
+    state = train.TrainState.create_for(
+        apply_fn=module.apply, params=params, tx=optim.caffe_sgd(0.001), rng=jax.random.key(1)
+    )
+    state = distributed.replicate(state, devices)
+    step = jax.pmap(
+        functools.partial(train.train_step, axis_name="batch"),
+        axis_name="batch",
+        devices=devices,
+        donate_argnums=0,
+    )
+    holder = {"s": state}
+
+    def once():
+        holder["s"], metrics = step(holder["s"], batch)
+        jax.block_until_ready(metrics["loss"])
+
+    once(), once()
+    print(f"IMG_PER_S {FLAGS.steps * n / time_rounds(once, FLAGS.steps):.3f}", flush=True)
+
+
+def compare_devices():
+    """1 vs 8 (fake CPU) devices, one child process per measurement, alternating."""
+    rates = {1: [], 8: []}
+    for r in range(FLAGS.rounds):
+        for ndev in (1, 8) if r % 2 == 0 else (8, 1):
+            env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}")
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    f"--child_devices={ndev}",
+                    f"--preset={FLAGS.preset}",
+                    f"--batch={FLAGS.batch}",
+                    f"--steps={FLAGS.steps}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rates[ndev].append(float(re.search(r"IMG_PER_S ([\d.]+)", out).group(1)))
+        print(
+            f"round {r + 1}/{FLAGS.rounds}: 1 device {rates[1][-1]:.1f} img/s, "
+            f"8 devices {rates[8][-1]:.1f} img/s",
+            flush=True,
+        )
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"\n{FLAGS.preset}, batch {FLAGS.batch} (global), float32, pmapped jaxcnn train_step")
+    print(f"median 1 device  {med[1]:8.1f} img/s")
+    print(f"median 8 devices {med[8]:8.1f} img/s")
+    print(f"ratio 8 / 1 devices = {med[8] / med[1]:.2f}x")
+
+
+def main(_):
+    if FLAGS.child_devices:
+        time_devices()
+    elif FLAGS.compare == "regimes":
+        compare_regimes()
+    elif FLAGS.compare == "devices":
+        compare_devices()
+    else:
+        compare_torch()
 
 
 if __name__ == "__main__":

@@ -46,6 +46,18 @@ flags.DEFINE_integer("worker_count", 0, "grain worker processes (0: in-process).
 flags.DEFINE_enum("preset", "small", ["small", "caffenet"], "Network geometry preset.")
 flags.DEFINE_float("width", None, "small preset: conv width multiplier (default 0.25).")
 flags.DEFINE_integer("fc_width", None, "small preset: fc6/fc7 width (default 512).")
+flags.DEFINE_enum(
+    "init",
+    None,
+    ["caffe", "msra"],
+    "small preset: CaffeNet's Gaussian stds "
+    "(caffe, the default) or MSRA stds with Caffe's input scale 1/64 (msra).",
+)
+flags.DEFINE_float(
+    "bias_one",
+    None,
+    "small preset: bias of conv2/4/5 and fc6/7 (CaffeNet 1, BVLC AlexNet 0.1; default 1).",
+)
 flags.DEFINE_integer("num_classes", 0, "Classifier outputs (0: the dataset's classes).")
 flags.DEFINE_enum(
     "compute_dtype",
@@ -95,19 +107,16 @@ def data_config() -> train_data.DataConfig:
 
 
 def _model_overrides() -> dict:
+    small_only = {"width": FLAGS.width, "fc_width": FLAGS.fc_width, "init": FLAGS.init}
     if FLAGS.preset == "caffenet":
-        if FLAGS.width is not None or FLAGS.fc_width is not None or FLAGS.crop != 227:
+        if any(v is not None for v in small_only.values()) or FLAGS.crop != 227:
             raise flags.ValidationError(
-                "caffenet has a fixed geometry: leave --width and "
-                "--fc_width unset and use --crop=227"
+                "caffenet has a fixed geometry: leave --width, --fc_width and --init unset and "
+                "use --crop=227"
             )
-        return {}
-    out = {"input_size": FLAGS.crop}
-    if FLAGS.width is not None:
-        out["width"] = FLAGS.width
-    if FLAGS.fc_width is not None:
-        out["fc_width"] = FLAGS.fc_width
-    return out
+        return {} if FLAGS.bias_one is None else {"bias_one": FLAGS.bias_one}
+    out = {"input_size": FLAGS.crop, **small_only, "bias_one": FLAGS.bias_one}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def train_config(

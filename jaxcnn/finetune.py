@@ -29,12 +29,12 @@ NEEDS_SOURCE = ("ft", "fc-ft")
 
 @functools.partial(jax.jit, static_argnums=0)
 def init_params(module: models.AlexNet, rng: jax.Array) -> dict:
-    """Caffe's initialisation of `module` (`models.init_params`), compiled once per geometry.
+    """`models.init_params` (the config's Caffe fillers), compiled once per geometry.
 
-    The Gaussian and constant fillers are those of `models.init_params`; the random numbers come
-    from JAX's "rbg" generator keyed by `rng` (a threefry key), whose XLA program compiles about
-    3x faster on CPU than threefry's (1.5 s instead of 4.5 s for the small preset), which
-    matters for the many short runs of the embedded study. Equal `rng` give equal parameters.
+    The random numbers come from JAX's "rbg" generator keyed by `rng` (a threefry key), whose XLA
+    program compiles about 3x faster on CPU than threefry's (1.5 s instead of 4.5 s for the
+    small preset): it matters for the many short runs of the embedded study. Equal `rng` give
+    equal parameters.
     """
     data = (
         jax.random.key_data(rng) if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) else rng
@@ -44,10 +44,14 @@ def init_params(module: models.AlexNet, rng: jax.Array) -> dict:
 
 
 def transplant(
-    source_params: dict, module: models.AlexNet, rng: jax.Array, *, copy: Sequence[str]
+    source_params: dict,
+    module: models.AlexNet,
+    rng: jax.Array,
+    *,
+    copy: Sequence[str],
 ) -> dict:
     """Parameters for `module`: the layers in `copy` taken from `source_params` (shapes must
-    match), every other layer freshly initialised with Caffe's initialisation from `rng`."""
+    match), every other layer freshly initialised (`init_params`) from `rng`."""
     shapes = jax.eval_shape(functools.partial(models.init_params, module), rng)  # no compile
     unknown = set(copy) - set(shapes)
     if unknown:
@@ -71,7 +75,10 @@ def transplant(
 
 
 def start_params(
-    regime: str, module: models.AlexNet, rng: jax.Array, source_params: dict | None = None
+    regime: str,
+    module: models.AlexNet,
+    rng: jax.Array,
+    source_params: dict | None = None,
 ) -> tuple[dict, tuple[str, ...]]:
     """``(params, trainable_layers)`` for a run of the given regime (module docstring)."""
     if regime not in REGIMES:
