@@ -10,10 +10,14 @@ from sklearn.metrics import average_precision_score, balanced_accuracy_score
 from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
-from jaxcnn import metrics, probes
+from jaxcnn import metrics, probes, svm
 
 COSTS = (0.01, 1.0, 100.0)
-SMALL = dataclasses.replace(probes.VOC07_VISSL, costs=COSTS)
+# The protocols' own solver tolerance is loose (its effect on mAP is measured by
+# benchmarks/probes.py); exact agreement with scikit-learn is checked at tight tolerance.
+TIGHT = svm.SolverOptions()
+SMALL = dataclasses.replace(probes.VOC07_VISSL, costs=COSTS, solver=TIGHT)
+RCNN = dataclasses.replace(probes.RCNN, solver=TIGHT)
 
 
 def _svc(cost, protocol):
@@ -114,12 +118,12 @@ def test_cost_is_chosen_without_the_test_split():
 def test_rcnn_protocol_matches_sklearn():
     x, labels = _data(120, 20, 2, seed=3)
     xt, lt = _data(80, 20, 2, seed=4)
-    res = probes.multilabel_probe(x, labels, xt, lt, protocol=probes.RCNN)
+    res = probes.multilabel_probe(x, labels, xt, lt, protocol=RCNN)
     assert res.cv_ap_KxL is None and res.ap_method == "voc07"
     np.testing.assert_array_equal(res.cost_K, [1e-3, 1e-3])
-    xs, xts = (np.asarray(a) for a in probes.scale_features(x, xt, protocol=probes.RCNN))
+    xs, xts = (np.asarray(a) for a in probes.scale_features(x, xt, protocol=RCNN))
     for k in range(2):
-        clf = _fit(_svc(1e-3, probes.RCNN), xs, np.where(labels[:, k] == 1, 1, -1))
+        clf = _fit(_svc(1e-3, RCNN), xs, np.where(labels[:, k] == 1, 1, -1))
         want = clf.decision_function(xts)
         np.testing.assert_allclose(res.test_scores_NxK[:, k], want, atol=2e-3 * np.abs(want).max())
 
@@ -134,7 +138,7 @@ def test_multiclass_one_vs_rest(with_val):
     )
     (x, y), (xv, yv), (xt, yt) = make(90), make(45), make(60)
     x, xv, xt = (a.astype(np.float32) for a in (x, xv, xt))
-    protocol = dataclasses.replace(probes.SUN_OVR, costs=COSTS)
+    protocol = dataclasses.replace(probes.SUN_OVR, costs=COSTS, solver=TIGHT)
     kw = dict(val_x=xv, val_y=yv) if with_val else {}
     res = probes.multiclass_probe(x, y, xt, yt, num_classes=k, protocol=protocol, **kw)
     xs, xts = (np.asarray(a) for a in probes.scale_features(x, xt, protocol=protocol))
