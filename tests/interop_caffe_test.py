@@ -225,3 +225,54 @@ def test_errors(tmp_path, caffe_blobs):
     )
     with pytest.raises(caffe.CaffeFormatError, match="holds 3 values"):
         caffe.read_net_blobs(path)
+
+
+def test_import_script_writes_a_readable_checkpoint(tmp_path):
+    """experiments/import_caffe.py on a small-preset model (default geometry, 100 classes)."""
+    import os
+    import subprocess
+    import sys
+
+    from jaxcnn import checkpoints, trainer
+
+    module = models.from_preset("small", 100)
+    shapes = jax.eval_shape(functools.partial(models.init_params, module), jax.random.key(0))
+    rng = np.random.default_rng(2)
+    blobs = {}
+    for name, layer in shapes.items():
+        k = layer["kernel"].shape
+        wshape = (k[3], k[2], k[0], k[1]) if len(k) == 4 else k[::-1]
+        blobs[name] = [
+            rng.normal(0, 0.1, wshape).astype(np.float32),
+            rng.normal(0, 0.1, k[-1]).astype(np.float32),
+        ]
+    model_path = tmp_path / "small.caffemodel"
+    model_path.write_bytes(_net_current(blobs))
+    mean_path = tmp_path / "mean.binaryproto"
+    mean_path.write_bytes(_blob_current(np.ones((1, 3, 72, 72), np.float32)))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workdir = tmp_path / "imported"
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(repo, "experiments", "import_caffe.py"),
+            f"--caffemodel={model_path}",
+            f"--workdir={workdir}",
+            "--preset=small",
+            "--step=310000",
+            f"--mean={mean_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "755,140 parameters" in result.stdout
+    restored = checkpoints.restore_params(workdir, 310000)
+    direct = caffe.load_caffemodel(model_path, preset="small")
+    for name in direct:
+        for leaf in ("kernel", "bias"):
+            np.testing.assert_array_equal(restored[name][leaf], direct[name][leaf])
+    assert trainer.module_from_run(str(workdir)).config == module.config
+    assert np.load(workdir / "mean_bgr.npy").shape == (72, 72, 3)
