@@ -72,6 +72,21 @@ class _Mirror(grain.transforms.RandomMap):
         }
 
 
+class _FirstN:
+    """The first `n` records of a random-access source (GT boxes: the boxes of the first images)."""
+
+    def __init__(self, source, n: int):
+        self.source, self.n = source, min(n, len(source))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return self.source[index]
+
+
 def _open(cfg: DataConfig, split: str):
     return sources.open_split(
         cfg.dataset, split, data_dir=cfg.data_dir or None, seed=cfg.split_seed
@@ -148,11 +163,13 @@ def eval_batches(cfg: DataConfig, *, batch_size: int) -> Callable[[], Iterable[d
     evaluation split (batches with ``mask``)."""
     mean = _mean(cfg)
     source = _source(cfg, cfg.eval_split, mean)
-    if cfg.eval_examples and not isinstance(source, boxes.GtBoxSource):
+    if cfg.eval_examples and isinstance(source, boxes.GtBoxSource):
+        source = _FirstN(source, cfg.eval_examples)
+    elif cfg.eval_examples:
         source = source.subset(range(min(cfg.eval_examples, len(source))))
     transform = (
         None
-        if isinstance(source, boxes.GtBoxSource)
+        if isinstance(source, boxes.GtBoxSource | _FirstN)
         else pipeline.EvalTransform(mean, crop=cfg.crop)
     )
 

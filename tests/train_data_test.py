@@ -1,6 +1,8 @@
 """Tests for jaxcnn.train_data on the tiny toyworld: batch contract, exact iterator resumption,
 one padded evaluation pass, ground-truth boxes, and the errors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,8 @@ def test_ground_truth_boxes(data_dir):
     assert batch["label"].min() >= 0 and batch["label"].max() < 20
     count = sum(int(b["mask"].sum()) for b in train_data.eval_batches(cfg, batch_size=16)())
     assert count >= 40  # 40 test images, 1-4 objects each
+    few = dataclasses.replace(cfg, eval_examples=5)
+    assert sum(int(b["mask"].sum()) for b in train_data.eval_batches(few, batch_size=4)()) == 5
 
 
 def test_errors(data_dir):
