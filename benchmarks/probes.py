@@ -1,6 +1,17 @@
 """Benchmark: the VOC07 linear-probe protocol, jaxcnn vs scikit-learn LinearSVC.
 
-Synthetic but structured data shaped like one CaffeNet layer on PASCAL VOC 2007.
+Synthetic but structured data shaped like one CaffeNet layer on PASCAL VOC 2007 (conv5:
+5,011 x 9,216 train, 4,952 test, 20 classes). Both sides run the same protocol
+(``jaxcnn.probes.VOC07_VISSL``: L2-normalised features, 11 costs x 3 shared folds, final fit at
+the chosen cost, VOC12 test AP) on the same folds; scikit-learn uses VISSL's LinearSVC call.
+
+    python benchmarks/probes.py --size small --repeats 3          # ~40 s
+    python benchmarks/probes.py --sklearn_classes 2 --repeats 2   # ~15-25 min
+
+Measured on the shared 2-core CPU (other jobs running; load average 2-7), sklearn timed on
+classes 0 and 19 and extrapolated x10: jaxcnn 29-51 s per protocol, sklearn 1,250-2,150 s,
+ratio 24x-75x depending on load (multi-threaded XLA suffers more from contention than the
+single-threaded liblinear); mAP on the timed classes 80.94-80.95 for both, same chosen costs.
 """
 
 import numpy as np
