@@ -24,11 +24,20 @@ for i in 0 1; do
       --process_id="$i" > >(sed -u "s/^/[process $i] /") 2>&1 &
   pids+=($!)
 done
+# Wait for both (portable: no `wait -n`); if one fails, stop the other.
 status=0
-for _ in 0 1; do
-  if ! wait -n; then
-    status=1
-    kill "${pids[@]}" 2>/dev/null || true
-  fi
+remaining=("${pids[@]}")
+while ((${#remaining[@]})); do
+  next=()
+  for pid in "${remaining[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      next+=("$pid")
+    elif ! wait "$pid"; then
+      status=1
+      kill "${pids[@]}" 2>/dev/null || true
+    fi
+  done
+  remaining=(${next[@]+"${next[@]}"})
+  if ((${#remaining[@]})); then sleep 1; fi
 done
 exit $status
