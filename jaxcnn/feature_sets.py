@@ -43,7 +43,8 @@ class FeatureSet:
 
     @property
     def name(self) -> str:
-        return f"{self.dataset.replace('/', '-')}-{self.split}-{self.view}"
+        size = self.max_examples or "all"
+        return f"{self.dataset.replace('/', '-')}-{self.split}-{self.view}-{size}-{self.crop}px"
 
 
 def _open(fs: FeatureSet, split: str):

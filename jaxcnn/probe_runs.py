@@ -5,9 +5,9 @@ Two tasks:
 
 - ``multilabel``: PASCAL-CLS and PASCAL-DET-GT style; labels ``[N, C]`` in VOC's devkit coding
   (1 / -1 / 0 difficult), scored by `jaxcnn.probes.multilabel_probe` (mean AP, in %).
-- ``multiclass``: SUN-CLS style; labels ``[N]``; one-vs-rest SVMs (the same protocol, each class
-  against the rest), prediction = argmax of the decision values, scored by mean per-class
-  accuracy (in %).
+- ``multiclass``: SUN-CLS style; labels ``[N]``; one-vs-rest SVMs with one shared cost
+  (`jaxcnn.probes.multiclass_probe`; the multilabel protocol does not apply), prediction =
+  argmax of the decision values, scored by mean per-class accuracy (in %).
 
 GT-box features are multi-class (one label per box) but the paper scores them per class by AP,
 so `boxes_as_multilabel` turns box labels into one-vs-rest columns with difficult boxes as
@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxcnn import ablations, metrics, probes
+from jaxcnn import ablations, probes
 
 TASKS = ("multilabel", "multiclass")
 
@@ -40,14 +40,12 @@ def ablated(x: np.ndarray, ablation: str, *, seed: int = 0) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(x.shape[0], -1)
 
 
-def multiclass_accuracy(train_x, train_y, test_x, test_y, num_classes, *, protocol):
-    """Mean per-class accuracy (%) of one-vs-rest SVMs (argmax of decision values)."""
-    onehot = lambda y: np.where(np.eye(num_classes, dtype=bool)[y], 1, -1).astype(np.int8)  # noqa: E731
-    result = probes.multilabel_probe(
-        train_x, onehot(train_y), test_x, onehot(test_y), protocol=protocol
-    )
-    pred = np.argmax(result.test_scores_NxK, axis=1)
-    return 100.0 * float(metrics.mean_per_class_accuracy(pred, test_y, num_classes))
+def multiclass_accuracy(train_x, train_y, test_x, test_y, num_classes):
+    """Mean per-class accuracy (%) of one-vs-rest SVMs, argmax of the decision values, one cost
+    for all classes chosen by cross-validation on the training split (`probes.multiclass_probe`,
+    protocol `probes.SUN_OVR`)."""
+    result = probes.multiclass_probe(train_x, train_y, test_x, test_y, num_classes=num_classes)
+    return 100.0 * result.accuracy
 
 
 def probe_score(
@@ -58,9 +56,7 @@ def probe_score(
         res = probes.multilabel_probe(train_x, train_labels, test_x, test_labels, protocol=protocol)
         return 100.0 * res.mean_ap
     if task == "multiclass":
-        return multiclass_accuracy(
-            train_x, train_labels, test_x, test_labels, num_classes, protocol=protocol
-        )
+        return multiclass_accuracy(train_x, train_labels, test_x, test_labels, num_classes)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
