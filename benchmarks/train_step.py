@@ -162,6 +162,7 @@ def compare_torch():
 def _jax_regime_step(module, regime, source, x, y):
     """A closure running one jaxcnn train_step of `regime` (ft / fc-ft) from `source`."""
     params, trainable = finetune.start_params(regime, module, jax.random.key(1), source)
+    params = jax.tree_util.tree_map(jnp.copy, params)  # own buffers: the step donates them
     tx = optim.caffe_sgd(0.001, momentum=0.9, weight_decay=5e-4)
     state = {
         "s": train.TrainState.create_for(
