@@ -1,12 +1,14 @@
 """The training loop: pre-training and fine-tuning runs with snapshots, resumption and logging.
 
 `train(config, run_dir, train_data=..., eval_data=...)` runs one run described by a frozen
-`TrainConfig` (SPEC §2; `jaxcnn.train_config`, re-exported here). It is data-parallel with ``jax.pmap`` over the local devices of every
-process (`jaxcnn.distributed`), saves checkpoints through `jaxcnn.checkpoints` (the snapshot
-steps permanently, plus a rolling latest every ``checkpoint_every`` steps), and resumes from the
-latest checkpoint of `run_dir` when one exists: parameters, optimizer state, step, rng and the
-data iterator's state are restored, so the resumed run computes exactly what an uninterrupted
-run computes.
+`TrainConfig` (SPEC §2; `jaxcnn.train_config`, re-exported here). It is data-parallel with
+``jax.pmap`` over the local devices of every process (`jaxcnn.distributed`), saves checkpoints
+through `jaxcnn.checkpoints` (the snapshot steps permanently, plus a rolling latest every
+``checkpoint_every`` steps), and resumes from the latest checkpoint of `run_dir` when one
+exists: parameters, optimizer state, step, rng and the data iterator's state are restored, so
+the resumed run computes exactly what an uninterrupted run computes. Metrics are fetched one
+step late (dispatch stays ahead of the host); a non-finite loss or parameter norm stops the run
+with FloatingPointError naming the step, and that state is never saved.
 
 Data contract (host numpy, no devices): ``train_data`` is an iterator of this process's
 batches ``{'image': f32[B_proc, H, W, 3], 'label': int[B_proc]}`` with ``get_state()`` and
