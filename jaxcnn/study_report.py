@@ -14,6 +14,8 @@ LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 PAPER_TABLE3 = dict(zip(LAYERS, (25.1, 45.3, 50.7, 54.5, 65.6, 71.7, 74.1), strict=True))
 PAPER_TABLE6 = dict(zip(LAYERS, (87.5, 44.5, 31.8, 32.0, 27.7, 16.1, 21.6), strict=True))
 PAPER_TABLE7 = {
+    ("conv5", "none"): 65.6,
+    ("fc7", "none"): 74.1,
     ("fc7", "binarize"): 73.7,
     ("conv5", "binarize"): 60.8,
     ("conv5", "sp-max"): 62.5,
@@ -109,10 +111,7 @@ def ablation_findings(abl) -> tuple[Section, list[Finding]]:
     paper = tuple(
         (
             f"paper {lay}",
-            *[
-                PAPER_TABLE7.get((lay, a), 65.6 if lay == "conv5" and a == "none" else None)
-                for a in names
-            ],
+            *[PAPER_TABLE7.get((lay, a)) for a in names],
         )
         for lay in ("conv5", "fc7")
     )
@@ -296,12 +295,15 @@ def write(root, results: dict, timings) -> tuple[Path, Path]:
         (name, f"{sec:.1f}", "cached" if cached else "ran") for name, sec, cached in timings
     )
     total = sum(sec for _, sec, _ in timings)
-    pre_val = results["pretrain"].result
+    pre_val = results["pretrain"].result.get("val_top1")
+    ft_val = results["transfer"].result.get("finetune_val_top1") or {}
+    vals = ", ".join(f"{k} {v:.3f}" for k, v in ft_val.items() if v is not None)
     intro = Section(
         "Setup",
-        STAND_IN + f"\n\nPre-training validation top-1: "
-        f"{pre_val.get('val_top1')}; fine-tuning validation top-1: "
-        f"{results['transfer'].result.get('finetune_val_top1')}.",
+        STAND_IN
+        + "\n\nValidation top-1 of the networks' own classifiers: pre-training "
+        + ("–" if pre_val is None else f"{pre_val:.3f}")
+        + f"; fine-tuning: {vals}.",
     )
     sections = [
         intro,
