@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -374,16 +373,3 @@ def forward_flops(config: AlexNetConfig) -> int:
         flops += 2 * din * dout
         din = dout
     return flops
-
-
-def replace_classifier(params: dict, module: AlexNet, rng: jax.Array) -> dict:
-    """Fine-tuning start (SPEC §2): keep conv1..fc7, re-initialise fc8 for `module`'s classes."""
-    fresh = init_params(module, rng)
-    missing = [k for k in fresh if k != "fc8" and k not in params]
-    if missing:
-        raise ValueError(f"source params lack layers {missing}")
-    return {**{k: params[k] for k in fresh if k != "fc8"}, "fc8": fresh["fc8"]}
-
-
-def layer_names(params: dict) -> Sequence[str]:
-    return [n for n in (*CONV_NAMES, *FC_NAMES) if n in params]
