@@ -101,16 +101,22 @@ def time_rounds(fn, steps):
     return time.perf_counter() - start
 
 
-def compare_torch():
-    import torch
-
+def _module_and_batch(torch):
+    """The benchmarked network and one random batch (numpy, NHWC), shared by the comparisons."""
     if FLAGS.threads:
         torch.set_num_threads(FLAGS.threads)
     module = models.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
     cfg, n = module.config, FLAGS.batch
     rng = np.random.default_rng(0)
     x_np = rng.normal(size=(n, cfg.input_size, cfg.input_size, 3)).astype(np.float32)
-    y_np = rng.integers(0, cfg.num_classes, size=n)
+    return module, x_np, rng.integers(0, cfg.num_classes, size=n)
+
+
+def compare_torch():
+    import torch
+
+    module, x_np, y_np = _module_and_batch(torch)
+    cfg, n = module.config, FLAGS.batch
 
     params = models.init_params(module, jax.random.key(0))
     step, opt_state = jax_step_fn(module, params)
@@ -220,13 +226,8 @@ def compare_regimes():
     """ft vs fc-ft step time, jaxcnn and PyTorch, on the same batch."""
     import torch
 
-    if FLAGS.threads:
-        torch.set_num_threads(FLAGS.threads)
-    module = models.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
+    module, x_np, y_np = _module_and_batch(torch)
     cfg, n = module.config, FLAGS.batch
-    rng = np.random.default_rng(0)
-    x_np = rng.normal(size=(n, cfg.input_size, cfg.input_size, 3)).astype(np.float32)
-    y_np = rng.integers(0, cfg.num_classes, size=n)
     source = finetune.init_params(module, jax.random.key(0))
     xt = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
     yt = torch.from_numpy(y_np)
