@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from jaxcnn.analysis import entropy
+from jaxcnn.selectivity import entropy
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("problems", ["conv5", "conv1"], "Problems to run (conv5, conv1).")

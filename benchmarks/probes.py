@@ -2,7 +2,7 @@
 
 Synthetic but structured data shaped like one CaffeNet layer on PASCAL VOC 2007 (conv5:
 5,011 x 9,216 train, 4,952 test, 20 classes). Both sides run the same protocol
-(``jaxcnn.probes.VOC07_VISSL``: L2-normalised features, 11 costs x 3 shared folds, final fit at
+(``jaxcnn.probe.VOC07_VISSL``: L2-normalised features, 11 costs x 3 shared folds, final fit at
 the chosen cost, VOC12 test AP) on the same folds; scikit-learn uses VISSL's LinearSVC call.
 
     python benchmarks/probes.py --size small --repeats 3          # ~40 s
@@ -69,7 +69,7 @@ def sklearn_protocol(x_train, y_train, x_test, y_test, classes, protocol, folds)
     """The same protocol with scikit-learn's LinearSVC (VISSL's call), one class at a time.
 
     Features must already be scaled. CV folds, AP methods and tie-breaking are the ones
-    ``jaxcnn.probes.multilabel_probe`` uses. Returns ``(ap per class, chosen cost per class)``.
+    ``jaxcnn.probe.multilabel_probe`` uses. Returns ``(ap per class, chosen cost per class)``.
     """
     from sklearn.metrics import average_precision_score
     from sklearn.svm import LinearSVC
@@ -122,7 +122,7 @@ def main():
     import jax
     from sklearn.exceptions import ConvergenceWarning
 
-    from jaxcnn import probes, svm_cv
+    from jaxcnn.probe import cost_path, protocols
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
@@ -142,7 +142,7 @@ def main():
     x_tr, y_tr, x_te, y_te = make_dataset(
         n_train=n_train, n_test=n_test, dim=dim, num_classes=num_classes, seed=args.seed
     )
-    protocol = probes.VOC07_VISSL
+    protocol = protocols.VOC07_VISSL
     n_sk = num_classes if args.sklearn_classes is None else min(args.sklearn_classes, num_classes)
     classes = np.unique(np.linspace(0, num_classes - 1, n_sk).round().astype(int))
     print(
@@ -152,14 +152,14 @@ def main():
     )
 
     t0 = time.perf_counter()
-    ours = probes.multilabel_probe(x_tr, y_tr, x_te, y_te, protocol=protocol)
+    ours = protocols.multilabel_probe(x_tr, y_tr, x_te, y_te, protocol=protocol)
     print(f"jaxcnn first call (includes compilation): {time.perf_counter() - t0:.1f} s")
-    folds = svm_cv.fold_indices(n_train, protocol.num_folds)
-    xs_tr, xs_te = (np.asarray(a) for a in probes.scale_features(x_tr, x_te, protocol=protocol))
+    folds = cost_path.fold_indices(n_train, protocol.num_folds)
+    xs_tr, xs_te = (np.asarray(a) for a in protocols.scale_features(x_tr, x_te, protocol=protocol))
     t_ours, t_sk = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        ours = probes.multilabel_probe(x_tr, y_tr, x_te, y_te, protocol=protocol)
+        ours = protocols.multilabel_probe(x_tr, y_tr, x_te, y_te, protocol=protocol)
         t_ours.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         sk_ap, sk_cost = sklearn_protocol(xs_tr, y_tr, xs_te, y_te, classes, protocol, folds)

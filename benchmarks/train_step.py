@@ -36,10 +36,13 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from jaxcnn import distributed, finetune, models, optim, train
+from jaxcnn.model import alexnet
+from jaxcnn.train import devices as device_lib
+from jaxcnn.train import distributed, regimes, solver
+from jaxcnn.train import step as step_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("preset", "caffenet", sorted(models.PRESETS), "Network geometry.")
+flags.DEFINE_enum("preset", "caffenet", sorted(alexnet.PRESETS), "Network geometry.")
 flags.DEFINE_integer("batch", 32, "Images per step.")
 flags.DEFINE_integer("rounds", 5, "Alternating A/B rounds; medians are reported.")
 flags.DEFINE_integer("steps", 3, "Steps timed per round and framework.")
@@ -105,7 +108,7 @@ def _module_and_batch(torch):
     """The benchmarked network and one random batch (numpy, NHWC), shared by the comparisons."""
     if FLAGS.threads:
         torch.set_num_threads(FLAGS.threads)
-    module = models.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
+    module = alexnet.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
     cfg, n = module.config, FLAGS.batch
     rng = np.random.default_rng(0)
     x_np = rng.normal(size=(n, cfg.input_size, cfg.input_size, 3)).astype(np.float32)
@@ -118,7 +121,7 @@ def compare_torch():
     module, x_np, y_np = _module_and_batch(torch)
     cfg, n = module.config, FLAGS.batch
 
-    params = models.init_params(module, jax.random.key(0))
+    params = alexnet.init_params(module, jax.random.key(0))
     step, opt_state = jax_step_fn(module, params)
     x, y = jnp.asarray(x_np), jnp.asarray(y_np)
     state = {"p": params, "o": opt_state, "i": 0}
@@ -154,7 +157,7 @@ def compare_torch():
             flush=True,
         )
     med = {k: statistics.median(v) for k, v in rates.items()}
-    tflops = 3 * models.forward_flops(cfg) * med["jaxcnn"] / 1e12
+    tflops = 3 * alexnet.forward_flops(cfg) * med["jaxcnn"] / 1e12
     print(
         f"\n{FLAGS.preset}, {cfg.input_size} px, batch {n}, float32, "
         f"{jax.devices()[0].platform} ({jax.device_count()} device), "
@@ -167,15 +170,15 @@ def compare_torch():
 
 def _jax_regime_step(module, regime, source, x, y):
     """A closure running one jaxcnn train_step of `regime` (ft / fc-ft) from `source`."""
-    params, trainable = finetune.start_params(regime, module, jax.random.key(1), source)
+    params, trainable = regimes.start_params(regime, module, jax.random.key(1), source)
     params = jax.tree_util.tree_map(jnp.copy, params)  # own buffers: the step donates them
-    tx = optim.caffe_sgd(0.001, momentum=0.9, weight_decay=5e-4)
+    tx = solver.caffe_sgd(0.001, momentum=0.9, weight_decay=5e-4)
     state = {
-        "s": train.TrainState.create_for(
+        "s": step_lib.TrainState.create_for(
             apply_fn=module.apply, params=params, tx=tx, rng=jax.random.key(2), trainable=trainable
         )
     }
-    step = jax.jit(train.train_step, donate_argnums=0)
+    step = jax.jit(step_lib.train_step, donate_argnums=0)
     batch = {"image": x, "label": y}
 
     def once():
@@ -228,7 +231,7 @@ def compare_regimes():
 
     module, x_np, y_np = _module_and_batch(torch)
     cfg, n = module.config, FLAGS.batch
-    source = finetune.init_params(module, jax.random.key(0))
+    source = alexnet.init_params(module, jax.random.key(0))
     xt = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
     yt = torch.from_numpy(y_np)
     fns = {}
@@ -244,8 +247,8 @@ def compare_regimes():
     )
     for name, rate in med.items():
         regime = name.split()[1]
-        flops = train.train_flops_per_image(
-            cfg, models.FC_NAMES if regime == "fc-ft" else (*models.CONV_NAMES, *models.FC_NAMES)
+        flops = step_lib.train_flops_per_image(
+            cfg, alexnet.FC_NAMES if regime == "fc-ft" else (*alexnet.CONV_NAMES, *alexnet.FC_NAMES)
         )
         print(f"median {name:15s} {rate:8.1f} img/s ({rate * flops / 1e12:.3f} TFLOP/s)")
     for fw in ("jaxcnn", "pytorch"):
@@ -263,21 +266,21 @@ def time_devices():
     devices = jax.local_devices()[:ndev]
     if len(devices) != ndev:
         raise SystemExit(f"asked for {ndev} devices, have {jax.local_device_count()}")
-    module = models.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
+    module = alexnet.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100)
     cfg, n = module.config, FLAGS.batch
     rng = np.random.default_rng(0)
     batch = {
         "image": rng.normal(size=(n, cfg.input_size, cfg.input_size, 3)).astype(np.float32),
         "label": rng.integers(0, cfg.num_classes, size=n).astype(np.int32),
     }
-    batch = distributed.split_for_devices(batch, ndev)
-    params, trainable = finetune.start_params("pretrain", module, jax.random.key(0))
-    state = train.TrainState.create_for(
-        apply_fn=module.apply, params=params, tx=optim.caffe_sgd(0.001), rng=jax.random.key(1)
+    batch = device_lib.split_for_devices(batch, ndev)
+    params, trainable = regimes.start_params("pretrain", module, jax.random.key(0))
+    state = step_lib.TrainState.create_for(
+        apply_fn=module.apply, params=params, tx=solver.caffe_sgd(0.001), rng=jax.random.key(1)
     )
     state = distributed.replicate(state, devices)
     step = jax.pmap(
-        functools.partial(train.train_step, axis_name="batch"),
+        functools.partial(step_lib.train_step, axis_name="batch"),
         axis_name="batch",
         devices=devices,
         donate_argnums=0,

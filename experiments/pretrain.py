@@ -1,4 +1,4 @@
-"""Pre-train a network from Caffe's random initialisation (SPEC §2).
+"""Pre-train a network from Caffe's random initialisation (docs/methods.md §2).
 
   python experiments/pretrain.py --flagfile=experiments/flags/pretrain_toy.flags
 
@@ -9,6 +9,8 @@ Data parallel over all local devices, and over processes when started by launch/
 
 import training_flags
 from absl import app
+
+training_flags.define(finetuning=False)
 
 
 def main(argv):

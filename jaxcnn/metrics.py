@@ -149,7 +149,7 @@ def average_precision(scores, positives, *, method="voc07", where=None):
 
 
 def mean_per_class_accuracy(pred, labels, num_classes, *, where=None):
-    """Mean over classes of the per-class accuracy (SUN-CLS's metric, SPEC §3).
+    """Mean over classes of the per-class accuracy (SUN-CLS's metric, docs/methods.md §3).
 
     Args:
       pred: int ``[..., N]`` predicted class indices.

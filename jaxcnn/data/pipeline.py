@@ -4,7 +4,7 @@
   mean-subtracted. The order and the crops depend only on (seed, epoch, record index), not on
   `worker_count`; this host reads shard `shard_index` of `shard_count` (default: JAX process
   index / count). Iterate with `iter(loader)`; the iterator's `get_state()` (JSON bytes) and
-  `set_state()` resume exactly, see `iterator_state` / `restore_iterator`.
+  `set_state()` resume exactly, see `StatefulIterator`.
 - `eval_loader`: one pass over a split in order, centre crops, the last batch padded; every
   batch has `mask` (True for real examples) and `index` (the record index, -1 for padding),
   so each example is seen exactly once over all hosts.
@@ -161,16 +161,25 @@ def eval_loader(
     )
 
 
-def iterator_state(iterator) -> dict:
-    """The JSON-serialisable state of a DataLoader iterator (for a checkpoint)."""
-    return json.loads(iterator.get_state().decode("utf-8"))
+class StatefulIterator:
+    """An iterator over a grain DataLoader's batches (only the `keys` of each) whose position is a
+    JSON-able dict: `get_state()` for a checkpoint, `set_state(state)` to resume exactly there."""
 
+    def __init__(self, loader: grain.DataLoader, keys=("image", "label")):
+        self._it, self._keys = iter(loader), keys
 
-def restore_iterator(loader: grain.DataLoader, state: dict):
-    """A fresh iterator of `loader` positioned where `state` was taken."""
-    iterator = iter(loader)
-    iterator.set_state(json.dumps(state).encode("utf-8"))
-    return iterator
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch = next(self._it)
+        return {k: batch[k] for k in self._keys}
+
+    def get_state(self) -> dict:
+        return json.loads(self._it.get_state().decode("utf-8"))
+
+    def set_state(self, state: dict) -> None:
+        self._it.set_state(json.dumps(state).encode("utf-8"))
 
 
 def _pixel_sum(source, indices, resize):

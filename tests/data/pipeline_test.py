@@ -46,11 +46,12 @@ def test_train_batches_shapes_and_determinism(train_source, mean):
 
 def test_state_save_restore_gives_the_same_next_batch(train_source, mean):
     loader = _loader(train_source, mean)
-    iterator = iter(loader)
+    iterator = pipeline.StatefulIterator(loader)
     _take(iterator, 3)
-    state = json.loads(json.dumps(pipeline.iterator_state(iterator)))  # JSON round trip
+    state = json.loads(json.dumps(iterator.get_state()))  # JSON round trip
     expected = next(iterator)
-    restored = pipeline.restore_iterator(_loader(train_source, mean), state)
+    restored = pipeline.StatefulIterator(_loader(train_source, mean))
+    restored.set_state(state)
     got = next(restored)
     np.testing.assert_array_equal(got["image"], expected["image"])
     np.testing.assert_array_equal(got["label"], expected["label"])
@@ -107,11 +108,13 @@ def test_detection_sources_give_multi_hot_labels(tiny_dir):
 
 def test_multiprocess_workers_resume_exactly(train_source, mean):
     loader = _loader(train_source, mean, worker_count=1)
-    iterator = iter(loader)
+    iterator = pipeline.StatefulIterator(loader)
     _take(iterator, 2)
-    state = pipeline.iterator_state(iterator)
+    state = iterator.get_state()
     expected = next(iterator)
-    got = next(pipeline.restore_iterator(_loader(train_source, mean, worker_count=1), state))
+    restored = pipeline.StatefulIterator(_loader(train_source, mean, worker_count=1))
+    restored.set_state(state)
+    got = next(restored)
     np.testing.assert_array_equal(got["image"], expected["image"])
 
 

@@ -1,1 +1,0 @@
-"""Selectivity analyses of a trained network: class entropy, grandmother cells, sparsity, CKA."""

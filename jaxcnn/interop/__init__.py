@@ -1,1 +1,0 @@
-"""Interoperability with other frameworks' weight files (Caffe: `jaxcnn.interop.caffe`)."""

@@ -1,0 +1,42 @@
+"""What jaxcnn keeps on disk: run checkpoints (Orbax), imported Caffe weights, atomic writes.
+
+Storage sits at the bottom of the package graph with `data` and `metrics`: it imports no other
+jaxcnn package (the Caffe importer reaches `jaxcnn.model` inside `load_caffemodel` only, for the
+expected parameter shapes)."""
+
+from jaxcnn.storage.atomic import (
+    jsonable,
+    replacing,
+    save_figure,
+    save_npy,
+    save_npz,
+    write_json,
+    write_text,
+)
+from jaxcnn.storage.caffe import CaffeFormatError, load_caffemodel
+from jaxcnn.storage.caffe import load_mean as load_caffe_mean
+from jaxcnn.storage.checkpoints import (
+    Checkpointer,
+    available_steps,
+    restore_meta,
+    restore_params,
+    save_params,
+)
+
+__all__ = [
+    "CaffeFormatError",
+    "Checkpointer",
+    "available_steps",
+    "jsonable",
+    "load_caffe_mean",
+    "load_caffemodel",
+    "replacing",
+    "restore_meta",
+    "restore_params",
+    "save_figure",
+    "save_npy",
+    "save_npz",
+    "save_params",
+    "write_json",
+    "write_text",
+]

@@ -1,0 +1,13 @@
+"""The study's analyses, one module per paper section, in report order (see
+`jaxcnn.study.registry`)."""
+
+from jaxcnn.study.analyses import ablation, depth, finetuning, selectivity
+
+ANALYSES = (
+    depth.ANALYSIS,
+    ablation.ANALYSIS,
+    finetuning.ANALYSIS,
+    selectivity.ANALYSIS,
+)
+
+__all__ = ["ANALYSES"]

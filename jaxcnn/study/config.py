@@ -1,0 +1,79 @@
+"""The study's settings: one frozen `StudyConfig` (experiments/reproduce.py's flags are generated
+from it, nested `NetworkSpec` included).
+
+Datasets play the paper's roles (docs/methods.md §3): `source` is ImageNet (pre-training),
+`det_target` is PASCAL VOC (multi-label image classification, GT-box classification, fine-tuning
+on GT boxes), `scene_target` is SUN397 (1-of-C scene classification). On the embedded default
+these are toyworld's source, scenes and places parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxcnn.data import sources
+from jaxcnn.features import TABLE7_ABLATIONS
+from jaxcnn.model import TAP_NAMES, NetworkSpec
+from jaxcnn.probe import PROTOCOLS
+
+LAYERS = TAP_NAMES
+ABLATIONS = TABLE7_ABLATIONS
+REGIMES = ("ft", "fc-ft", "scratch")
+TOYWORLD_SIZES = ("", "default", "tiny")
+
+
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
+def _dataset(default, role):
+    return _f(default, f"{role} dataset (jaxcnn.data.sources name).", check=sources.dataset_spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    # Data (docs/methods.md §3). `toyworld_size` "" means real datasets, prepared beforehand.
+    source: str = _dataset("toyworld/source", "Pre-training (ImageNet's role)")
+    det_target: str = _dataset("toyworld/scenes", "Detection target (PASCAL VOC's role)")
+    scene_target: str = _dataset("toyworld/places", "Scene target (SUN397's role)")
+    data_dir: str = _f("", "TFDS data_dir ('': $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+    toyworld_size: str = _f(
+        "default", "Toyworld size to generate ('' = real datasets).", choices=TOYWORLD_SIZES
+    )
+    toyworld_seed: int = _f(0, "Toyworld generation seed.")
+    resize: int = _f(72, "Images are resized to this before cropping (Caffe: 256).")
+    crop: int = _f(64, "Network input size (CaffeNet: 227).")
+    # Network (docs/methods.md §1).
+    network: NetworkSpec = dataclasses.field(default_factory=NetworkSpec)
+    # Pre-training (docs/methods.md §2).
+    pretrain_steps: int = _f(1200, "Pre-training iterations.")
+    pretrain_batch: int = _f(128, "Pre-training batch size.")
+    pretrain_lr: float = _f(0.01, "Pre-training base learning rate.")
+    pretrain_lr_step: int = _f(800, "Iterations between learning-rate steps (x0.1).")
+    snapshots: tuple[int, ...] = _f((20, 60, 150, 300, 600, 1200), "Snapshot iterations kept.")
+    # Fine-tuning (docs/methods.md §2.3): lr 0.001, x0.1 every lr_step; scratch uses the
+    # pre-training lr.
+    finetune_steps: int = _f(150, "Fine-tuning iterations, PASCAL stand-in (paper: 70k).")
+    scene_finetune_steps: int = _f(0, "Fine-tuning iterations, SUN stand-in (0: finetune_steps).")
+    finetune_batch: int = _f(64, "Fine-tuning batch size.")
+    finetune_lr: float = _f(0.001, "Fine-tuning base learning rate.")
+    finetune_lr_step: int = _f(100, "Fine-tuning iterations between learning-rate steps.")
+    scratch_steps: int = _f(300, "Iterations of training from scratch on a target.")
+    table4_snapshots: tuple[int, ...] = _f((150, 600), "Snapshots also fine-tuned (Table 4).")
+    # Probes (docs/methods.md §4): example caps per split.
+    protocol: str = _f("voc07_vissl", "Probe protocol.", choices=tuple(PROTOCOLS))
+    probe_train_images: int = _f(2000, "Probe training images (0: all).")
+    probe_test_images: int = _f(2000, "Probe test images (0: all).")
+    batch_size: int = _f(128, "Feature extraction and evaluation batch size.")
+    seed: int = _f(0, "Initialisation, dropout and data-order seed.")
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {tuple(PROTOCOLS)}, got {self.protocol!r}")
+        if self.toyworld_size not in TOYWORLD_SIZES:
+            raise ValueError(f"toyworld_size must be one of {TOYWORLD_SIZES}")
+        object.__setattr__(self, "snapshots", tuple(int(s) for s in self.snapshots))
+        object.__setattr__(self, "table4_snapshots", tuple(int(s) for s in self.table4_snapshots))
+
+    def model_overrides(self) -> dict:
+        return self.network.overrides(self.crop)

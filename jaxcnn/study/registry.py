@@ -1,0 +1,73 @@
+"""The study as a registry of analyses.
+
+Each paper section is one module in `jaxcnn.study.analyses` that declares an `Analysis`: its name
+(the name of its cached stage), the stages it needs, its run function (returning plain JSON
+numbers and writing its figures into its stage folder), its report function (sections and
+findings from those numbers), its share of the study's time (for the progress line's ETA) and
+the settings its results depend on. `run_study` runs them in the order of `ANALYSES`; adding a
+section is one new module plus one line there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from jaxcnn.features import FeatureCache
+from jaxcnn.study.config import StudyConfig
+from jaxcnn.study.stages import StageResult
+
+# What an analysis may need: the pre-training, every fine-tuning, or the PASCAL-stand-in ft run.
+NEEDS = ("pretrain", "finetunes", "finetune-det-ft")
+
+
+@dataclasses.dataclass
+class Context:
+    """What the analyses share: the config, the feature cache and the finished training stages.
+
+    `runs` maps (target, regime) and ("det", "ft", step) to fine-tuning stages."""
+
+    cfg: StudyConfig
+    cache: FeatureCache
+    stages: dict[str, StageResult]
+    runs: dict[tuple, StageResult]
+
+    def upstream(self, needs: tuple[str, ...]) -> tuple[StageResult, ...]:
+        out: list[StageResult] = []
+        for need in needs:
+            if need == "pretrain":
+                out.append(self.stages["pretrain"])
+            elif need == "finetunes":
+                out.extend(self.runs.values())
+            elif need == "finetune-det-ft":
+                out.append(self.runs[("det", "ft")])
+            else:
+                raise ValueError(f"unknown need {need!r}; choose from {NEEDS}")
+        return tuple(out)
+
+
+def probe_config(cfg: StudyConfig) -> dict:
+    """The settings a probe analysis's numbers depend on beyond its upstream stages."""
+    return {
+        "protocol": cfg.protocol,
+        "train": cfg.probe_train_images,
+        "test": cfg.probe_test_images,
+        "crop": cfg.crop,
+        "resize": cfg.resize,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    name: str
+    needs: tuple[str, ...]
+    run: Callable[[Context, Path], dict]
+    report: Callable[[dict], tuple]  # {"result", "out_dir"} -> (sections, findings)
+    weight: float
+    config: Callable[[StudyConfig], dict] = probe_config
+
+    def __post_init__(self):
+        unknown = set(self.needs) - set(NEEDS)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown needs {sorted(unknown)}; choose from {NEEDS}")

@@ -1,0 +1,62 @@
+"""The study's report: a setup section, the findings checklist, each registered analysis's
+sections with this run's numbers beside the paper's (docs/methods.md §12), and the stage
+timings; each verdict is computed from the numbers by its analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jaxcnn.study.config import REGIMES
+from jaxcnn.study.render import Section, Table, write_report
+from jaxcnn.study.stages import StageResult
+
+STAND_IN = (
+    "This run uses the embedded default, toyworld (a generated stand-in for ImageNet, "
+    "PASCAL VOC and SUN397) and a small network of CaffeNet's topology, so its numbers "
+    "are not expected to match the paper's; the findings are what can be compared."
+)
+
+
+def _setup(pre: StageResult, runs: dict) -> Section:
+    pre_val = pre.result.get("val_top1")
+    ft_val = {
+        f"{t}/{r}": runs[(t, r)].result.get("val_top1") for t in ("det", "scene") for r in REGIMES
+    }
+    vals = ", ".join(f"{k} {v:.3f}" for k, v in ft_val.items() if v is not None)
+    return Section(
+        "Setup",
+        STAND_IN
+        + "\n\nValidation top-1 of the networks' own classifiers: pre-training "
+        + ("–" if pre_val is None else f"{pre_val:.3f}")
+        + f"; fine-tuning: {vals}.",
+    )
+
+
+def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
+    """Sections of every analysis (in registry order) from its stage `results[name]`, the
+    findings checklist, timings; writes report.md and report.html into `root`."""
+    sections, findings = [], []
+    for analysis in analyses:
+        res = results[analysis.name]
+        secs, found = analysis.report({"result": res.result, "out_dir": res.out_dir})
+        sections += [secs] if isinstance(secs, Section) else list(secs)
+        findings += list(found)
+    timing_rows = tuple(
+        (name, f"{sec:.1f}", "cached" if cached else "ran") for name, sec, cached in timings
+    )
+    total = sum(sec for _, sec, _ in timings)
+    return write_report(
+        Path(root),
+        "jaxcnn study report",
+        [
+            _setup(pre, runs),
+            Section("Findings checklist", findings=tuple(findings)),
+            *sections,
+            Section(
+                "Stage timings",
+                f"Total {total:.0f} s (stage run times; cached "
+                "stages show the time of the run that made them).",
+                (Table(("stage", "seconds", "this call"), timing_rows),),
+            ),
+        ],
+    )

@@ -1,0 +1,165 @@
+"""Training and validation batches for `jaxcnn.train.loop`, built from `jaxcnn.data`.
+
+A thin adapter from a dataset name to the trainer's data contract (see `jaxcnn.train.loop`):
+
+- classification datasets (``imagenet2012``, ``sun397``, ``toyworld/source``,
+  ``toyworld/places``, ...): `jaxcnn.data.pipeline`'s loaders, Caffe-style random crop + mirror
+  for training, centre crop for validation, the training split's mean subtracted;
+- detection datasets (``voc2007``, ``toyworld/scenes``) with ``gt_boxes``: one example per
+  ground-truth box, warped with R-CNN's context padding (``jaxcnn.data.boxes.GtBoxSource``,
+  the PASCAL-DET-GT stand-in), randomly mirrored for training.
+
+Every process reads its own shard (``jax.process_index()`` of ``jax.process_count()``); the
+training iterator's state is JSON and restores exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+import grain
+import numpy as np
+from absl import flags
+
+from jaxcnn.data import boxes, pipeline, sources
+
+MEAN_KINDS = ("image", "channel")
+
+
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = dataclasses.field(
+        default="toyworld/source",
+        metadata={"help": "Dataset (jaxcnn.data.sources name).", "check": sources.dataset_spec},
+    )
+    train_split: str = _f("train", "Training split.")
+    eval_split: str = _f("validation", "Validation split.")
+    data_dir: str = _f("", "TFDS data_dir ('': $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+    split_seed: int = _f(0, "Seed of seeded splits (sun397, toyworld/places).")
+    gt_boxes: bool = _f(False, "Detection datasets: train on ground-truth box crops.")
+    crop: int = _f(64, "Network input size (random crop in training, centre crop in validation).")
+    resize: int = _f(72, "Images are resized to this before cropping (Caffe: 256).")
+    mean_kind: str = _f("image", "Mean subtracted: per pixel or per channel.", choices=MEAN_KINDS)
+    eval_examples: int = _f(
+        0, "Validate on the first N images (GT boxes: all boxes of those images; 0: all)."
+    )
+    worker_count: int = _f(0, "grain worker processes (0: in-process).")
+
+    def __post_init__(self):
+        if self.mean_kind not in MEAN_KINDS:
+            raise ValueError(f"mean_kind must be one of {MEAN_KINDS}, got {self.mean_kind!r}")
+        if self.crop < 1 or self.resize < self.crop:
+            raise ValueError(
+                f"need 1 <= crop <= resize, got crop {self.crop}, resize {self.resize}"
+            )
+
+
+class _Mirror(grain.transforms.RandomMap):
+    """Random horizontal flip of an already cropped, mean-subtracted example."""
+
+    def random_map(self, record: dict, rng: np.random.Generator) -> dict:
+        image = record["image"][:, ::-1] if rng.random() < 0.5 else record["image"]
+        return {
+            "image": np.ascontiguousarray(image, np.float32),
+            "label": np.int32(record["label"]),
+        }
+
+
+def _open(cfg: DataConfig, split: str):
+    return sources.open_split(
+        cfg.dataset, split, data_dir=cfg.data_dir or None, seed=cfg.split_seed
+    )
+
+
+def _mean(cfg: DataConfig) -> np.ndarray:
+    mean = pipeline.get_mean(_open(cfg, cfg.train_split), resize=cfg.resize)
+    return mean.array(cfg.mean_kind)
+
+
+def _source(cfg: DataConfig, split: str, mean_SxSx3: np.ndarray, *, first: int = 0):
+    """The split as training examples; `first` > 0 keeps its first images only."""
+    source = _open(cfg, split)
+    if first:
+        source = source.subset(range(min(first, len(source))))
+    if source.kind == "detection":
+        if not cfg.gt_boxes:
+            raise ValueError(
+                f"{cfg.dataset} is a detection dataset: set gt_boxes to train on "
+                "its ground-truth boxes (image-level multi-labels are not a "
+                "softmax task)"
+            )
+        return boxes.GtBoxSource(
+            source, out_size=cfg.crop, mean_OxOx3=boxes.center_mean(mean_SxSx3, cfg.crop)
+        )
+    if cfg.gt_boxes:
+        raise ValueError(f"{cfg.dataset} has no boxes (gt_boxes is for detection datasets)")
+    return source
+
+
+def num_classes(cfg: DataConfig) -> int:
+    return _open(cfg, cfg.train_split).num_classes
+
+
+def train_iterator(cfg: DataConfig, *, batch_size: int, seed: int) -> pipeline.StatefulIterator:
+    """Infinite shuffled training batches of this process (`batch_size` per process)."""
+    mean = _mean(cfg)
+    source = _source(cfg, cfg.train_split, mean)
+    if not isinstance(source, boxes.GtBoxSource):
+        return pipeline.StatefulIterator(
+            pipeline.train_loader(
+                source,
+                batch_size=batch_size,
+                mean_SxSx3=mean,
+                crop=cfg.crop,
+                seed=seed,
+                worker_count=cfg.worker_count,
+            )
+        )
+    if len(source) < batch_size:
+        raise ValueError(f"{source!r} has fewer boxes than one batch ({batch_size})")
+    import jax  # the process index and count only; batches stay on the host
+
+    if not flags.FLAGS.is_parsed():  # grain reads absl flags (their defaults outside app.run)
+        flags.FLAGS.mark_as_parsed()
+    sampler = grain.samplers.IndexSampler(
+        num_records=len(source),
+        shuffle=True,
+        seed=seed,
+        num_epochs=None,
+        shard_options=grain.sharding.ShardOptions(
+            jax.process_index(), jax.process_count(), drop_remainder=True
+        ),
+    )
+    loader = grain.DataLoader(
+        data_source=source,
+        sampler=sampler,
+        worker_count=cfg.worker_count,
+        operations=[_Mirror(), grain.transforms.Batch(batch_size, drop_remainder=True)],
+    )
+    return pipeline.StatefulIterator(loader)
+
+
+def eval_batches(cfg: DataConfig, *, batch_size: int) -> Callable[[], Iterable[dict]]:
+    """A function returning one ordered, padded pass over this process's share of the
+    evaluation split (batches with ``mask``)."""
+    mean = _mean(cfg)
+    source = _source(cfg, cfg.eval_split, mean, first=cfg.eval_examples)
+    transform = (
+        None
+        if isinstance(source, boxes.GtBoxSource)
+        else pipeline.EvalTransform(mean, crop=cfg.crop)
+    )
+
+    def batches():
+        return iter(
+            pipeline.eval_loader(
+                source, batch_size=batch_size, transform=transform, worker_count=cfg.worker_count
+            )
+        )
+
+    return batches

@@ -1,0 +1,113 @@
+"""The findings logic of each analysis on hand-made numbers: a clear case each way."""
+
+import numpy as np
+
+from jaxcnn.study import LAYERS
+from jaxcnn.study.analyses import ablation, depth, finetuning, selectivity
+
+
+def _verdicts(findings):
+    return {f.claim.split(" (")[0]: f.holds for f in findings}
+
+
+def _snap(final, first_fc7, cka_columns, tmp_path):
+    steps = ["10", "600"]
+    table = {"10": {la: 10.0 for la in LAYERS}, "600": dict(zip(LAYERS, final, strict=True))}
+    table["10"]["fc7"] = first_fc7
+    matrix = np.column_stack([*cka_columns, np.ones(len(LAYERS))])
+    return {
+        "result": {
+            "steps": [10, 600],
+            "map": table,
+            "cka": {"layers": list(LAYERS), "names": steps, "matrix": matrix.tolist()},
+        },
+        "out_dir": str(tmp_path),
+    }
+
+
+def test_depth_findings(tmp_path):
+    rising = (20, 30, 40, 50, 60, 70, 80)
+    bottom_up = np.linspace(1, 0.2, len(LAYERS))  # deeper layers further from the final net
+    _, found = depth.depth_findings(_snap(rising, 50.0, [bottom_up], tmp_path))
+    assert list(_verdicts(found).values()) == [True, True, True]
+    flat = (50, 49, 51, 50, 49, 48, 50)
+    _, found = depth.depth_findings(_snap(flat, 49.5, [bottom_up[::-1]], tmp_path))
+    assert list(_verdicts(found).values()) == [False, False, False]
+    _, found = depth.depth_findings(_snap(flat, 49.5, [np.ones(len(LAYERS))], tmp_path))
+    assert found[2].holds is None  # constant CKA: no rank correlation, undecided
+
+
+def _cls(conv5_none, conv5_bin, conv5_spmax, fc7_none, fc7_bin):
+    out = {la: {"none": 50.0, "binarize": 49.0} for la in LAYERS}
+    out["conv5"] = {"none": conv5_none, "binarize": conv5_bin, "sp-max": conv5_spmax}
+    out["fc7"] = {"none": fc7_none, "binarize": fc7_bin}
+    return out
+
+
+def test_ablation_findings():
+    scene = {"conv5": {"none": 60.0, "sp-max": 40.0}, "fc7": {"none": 60.0, "binarize": 59.0}}
+    abl = {"result": {"cls": _cls(65, 63, 62, 74, 73.5), "scene": scene}, "out_dir": "."}
+    _, found = ablation.ablation_findings(abl)
+    assert [f.holds for f in found] == [True, True]
+    scene = {"conv5": {"none": 60.0, "sp-max": 58.0}, "fc7": {"none": 60.0, "binarize": 59.0}}
+    abl = {"result": {"cls": _cls(65, 50, 62, 74, 73.5), "scene": scene}, "out_dir": "."}
+    _, found = ablation.ablation_findings(abl)
+    assert [f.holds for f in found] == [False, False]
+
+
+def _tra(gt, scene, table4):
+    per_net = lambda v: {la: {"none": v} for la in LAYERS}  # noqa: E731
+    return {
+        "result": {
+            "gt": {net: per_net(v) for net, v in gt.items()},
+            "scene": {net: {"fc7": {"none": v}} for net, v in scene.items()},
+            "table4": {s: {"pre-train": {"none": 40.0}, "ft": {"none": v}} for s, v in table4},
+        },
+        "out_dir": ".",
+    }
+
+
+def test_finetuning_findings():
+    nets = ("scratch", "pre-train", "ft", "fc-ft")
+    good = _tra(
+        dict(zip(nets, (40, 50, 60, 59.5), strict=True)),
+        dict(zip(nets, (30, 45, 55, 54), strict=True)),
+        [("75", 50), ("600", 60)],
+    )
+    _, found = finetuning.transfer_findings(good)
+    assert [f.holds for f in found] == [True, True, True]
+    bad = _tra(
+        dict(zip(nets, (55, 50, 60, 52), strict=True)),
+        dict(zip(nets, (30, 45, 55, 54), strict=True)),
+        [("75", 60), ("600", 55)],
+    )
+    _, found = finetuning.transfer_findings(bad)
+    assert [f.holds for f in found] == [False, False, False]
+
+
+def _sel(fc_change, conv_change, fewest50, median90):
+    t21 = {
+        la: {
+            m: [0.0, 0.0, 0.0, fc_change if la.startswith("fc") else conv_change]
+            for m in ("label", "spmax")
+        }
+        for la in LAYERS
+    }
+    needed = [[fewest50, 5, 8], [median90, median90, 40]]
+    net = {"filters_needed": needed, "sparsity": {la: [10.0, 1.0] for la in LAYERS}}
+    return {
+        "result": {
+            "table_2_1": t21,
+            "nets": {"pre": net, "ft": net},
+            "class_names": ["a", "b", "c"],
+            "svm_c": 1.0,
+        },
+        "out_dir": ".",
+    }
+
+
+def test_selectivity_findings():
+    _, found = selectivity.selectivity_findings(_sel(8.0, 1.0, 1, 30))
+    assert [f.holds for f in found] == [True, True]
+    _, found = selectivity.selectivity_findings(_sel(3.0, 2.0, 4, 5))
+    assert [f.holds for f in found] == [False, False]
