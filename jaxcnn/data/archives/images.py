@@ -38,7 +38,9 @@ class UndecodableImage(ValueError):
 def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except UnidentifiedImageError as e:
+        raise UndecodableImage("not an image PIL knows") from e
+    except (OSError, Image.DecompressionBombError) as e:
         raise UndecodableImage(f"not an image ({e})") from e
 
 

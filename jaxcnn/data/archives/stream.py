@@ -42,7 +42,7 @@ def _process(process: Callable, batch: list) -> list:
         try:
             out.append((name, *process(data)))
         except images.UndecodableImage as e:
-            out.append((name, None, [f"undecodable image ({e})"]))
+            out.append((name, None, [str(e)]))
     return out
 
 

@@ -86,6 +86,10 @@ def _inputs(manual_dir: str) -> tuple[str | None, inputs.Tree]:
     return None, inputs.Tree(roots, [tar] if os.path.exists(tar) else [], describe=describe)
 
 
+def _has_tree(root: str) -> bool:
+    return os.path.isdir(os.path.join(root, "SUN397"))
+
+
 def _class_text(tree: inputs.Tree, kept: dict, manual_dir: str) -> tuple[str, str]:
     if CLASS_FILE in kept:
         return kept[CLASS_FILE].decode("utf-8"), CLASS_FILE
@@ -141,7 +145,8 @@ def plan(manual_dir, *, data_dir=None, num_workers: int = 1, progress=None) -> w
     classes = _check_classes(text, where)
     splits, plan_notes = _examples(locations, classes, processed=gz is not None)
     return writer.Job(
-        splits=splits, inputs=(gz,) if gz else tuple(tree.tars + tree.roots),
+        splits=splits,
+        inputs=(gz,) if gz else tuple(tree.tars + [r for r in tree.roots if _has_tree(r)]),
         notes={**notes, **plan_notes}, skipped=skipped, **job,
     )  # fmt: skip
 

@@ -92,7 +92,8 @@ def plan(name: str, manual_dir: str) -> writer.Job:
                 notes["ImageSets/Main/trainval.txt is not train.txt + val.txt"] = 1
     return writer.Job(
         dataset=name, tfds_name=f"voc/{year}", splits=splits, encode=encode, options={},
-        inputs=tuple(tree.tars + tree.roots), notes=notes, shard_size=256,
+        inputs=tuple(tree.tars + [r for r in tree.roots if os.path.isdir(os.path.join(r, base))]),
+        notes=notes, shard_size=256,
     )  # fmt: skip
 
 

@@ -54,7 +54,7 @@ class SkipExample(ValueError):
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+        self.reason, self.detail = reason, detail or reason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ def _write_shard(shard: _Shard) -> dict:
                 try:
                     record, example_notes = _encode_one(shard, example, reader)
                 except SkipExample as e:
-                    skipped[e.reason].append(str(e))
+                    skipped[e.reason].append(e.detail)
                     continue
                 writer.write(record)
                 notes.update(example_notes)

@@ -5,6 +5,8 @@ import hashlib
 import os
 
 import pytest
+import tensorflow_datasets as tfds
+from etils import epath
 
 from jaxcnn.data import sources
 from jaxcnn.data.archives import PrepareMismatchError, plan, writer
@@ -92,3 +94,37 @@ def test_workers_write_the_same_bytes_in_tfds_order(tmp_path):
         writer.tfds_order("test", job.splits["test"] + job.splits["test"][:1])
     lines = "\n".join(one.lines())
     assert "examples: train 2, validation 1, test 2" in lines and "5 shards" in lines
+
+
+class _Keyed(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """TFDS's own writer, shuffling by key as for voc / imagenet2012 / sun397."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls):
+        return epath.Path(__file__)  # TFDS's default needs importlib_resources (as toyworld)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({"k": tfds.features.Text()})
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i in range(40):
+            yield f"{i:06d}", {"k": f"{i:06d}"}
+
+
+def test_tfds_order_is_the_order_tfds_writes(tmp_path):
+    builder = _Keyed(data_dir=str(tmp_path), file_format="array_record")
+    skip = tfds.download.ComputeStatsMode.SKIP
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(compute_stats=skip))
+    source = builder.as_data_source("train")
+    written = [source[i]["k"].decode() for i in range(len(source))]
+    ours = writer.tfds_order("train", [writer.Example(f"{i:06d}", ()) for i in range(40)])
+    assert written == [e.key for e in ours] and written != sorted(written)
