@@ -103,6 +103,11 @@ def _examples(by_class: dict, labels: dict | None, where: str) -> list[writer.Ex
     return examples
 
 
+def options(resize: int | None) -> dict:
+    """What is recorded, and must match, for a preparation with `resize`."""
+    return {"resize": resize, "jpeg_quality": images.JPEG_QUALITY}
+
+
 def plan(manual_dir, *, resize: int | None = None, num_workers: int = 1) -> writer.Job:
     """The imagenet2012 preparation job (module doc)."""
     manual_dir = os.path.abspath(os.fspath(manual_dir))
@@ -117,7 +122,6 @@ def plan(manual_dir, *, resize: int | None = None, num_workers: int = 1) -> writ
     missing = len(set(synsets()) - set(train))
     if missing:
         notes["synsets without training images"] = missing
-    options = {"resize": resize, "jpeg_quality": images.JPEG_QUALITY}
     return writer.Job(
         dataset="imagenet2012",
         tfds_name=TFDS_NAME,
@@ -126,8 +130,8 @@ def plan(manual_dir, *, resize: int | None = None, num_workers: int = 1) -> writ
             "validation": _examples(val, labels, labels_from),
         },
         encode=encode,
-        options=options,
-        tfds_options={"resize": None, "jpeg_quality": images.JPEG_QUALITY},
+        options=options(resize),
+        tfds_options=options(None),
         inputs=(train_from, val_from, f"validation labels: {labels_from}"),
         notes=notes,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from jaxcnn.data.archives import imagenet, sun397, voc, writer
+from jaxcnn.data.archives import imagenet, summary, sun397, voc, writer
 
 NAMES = ("voc2007", "voc2012", "sun397", "imagenet2012")
 
@@ -42,6 +42,15 @@ def plan(
     return imagenet.plan(manual_dir, resize=resize, num_workers=num_workers)
 
 
+def _target(name: str, resize: int | None) -> tuple[str, dict, dict]:
+    """(TFDS name, options, the options TFDS's own builder corresponds to) of a dataset."""
+    if name.startswith("voc"):
+        return f"voc/{voc.YEARS[name][0]}", {}, {}
+    if name == "sun397":
+        return sun397.TFDS_NAME, sun397.OPTIONS, sun397.OPTIONS
+    return imagenet.TFDS_NAME, imagenet.options(resize), imagenet.options(None)
+
+
 def prepare_dataset(
     name: str,
     *,
@@ -54,7 +63,14 @@ def prepare_dataset(
     """Prepares `name` from the archives / extracted trees in `manual_dir` into `data_dir`
     (TFDS's layout; `sources.open_split` reads it). Resumes an interrupted run; returns the
     summary (counts per split, skipped by reason, notes, size, time). `progress(Progress)`
-    is called as images are done."""
+    is called as images are done. A finished dataset is only checked (same options, else
+    `PrepareMismatchError`) and summarised, without reading the archives again."""
+    if name in NAMES:
+        tfds_name, options, tfds_options = _target(name, resize)
+        directory = writer.dataset_directory(tfds_name, data_dir)
+        writer.check_options(directory, name, options, tfds_options)
+        if writer.is_prepared(directory):
+            return summary.prepared_summary(directory, name, options)
     job = plan(
         name, manual_dir=manual_dir, data_dir=data_dir, resize=resize,
         num_workers=num_workers, progress=progress,
