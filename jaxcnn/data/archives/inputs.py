@@ -13,11 +13,11 @@ Errors name what went wrong where: `MissingInputError` (which file is expected w
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import tarfile
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from array_record.python import array_record_module
 
@@ -30,8 +30,7 @@ class ArchiveError(ValueError):
     """An archive is truncated or corrupt; the message names it."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """Where one input's bytes are: a whole file (`offset` -1), `size` bytes at `offset` in
     an uncompressed tar, or record `offset` of an array_record file (`size` -2)."""
 

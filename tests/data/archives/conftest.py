@@ -1,20 +1,14 @@
-"""Tiny datasets in their original layouts (archives and extracted trees), built here."""
+"""Tiny datasets in their original layouts (archives and extracted trees), built here.
+
+(tests/data/conftest.py marks absl flags parsed for grain.)
+"""
 
 import io
 import os
 import tarfile
 
 import numpy as np
-import pytest
-from absl import flags
 from PIL import Image
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _absl_flags_parsed():
-    # grain (pipeline) reads absl flags; under pytest nobody parses them.
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
 
 
 def jpeg(width: int, height: int, seed: int, mode: str = "RGB", fmt: str = "JPEG") -> bytes:
