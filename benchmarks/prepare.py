@@ -7,8 +7,9 @@ pixels at quality 90, ~VOC's file size, with one-object XML annotations) and tim
    ImageNet as stored, `shrink_shorter_side(256)` = ImageNet --resize=256,
    `limit_pixels(120000)` = SUN397) and VOC's whole `encode` + TFDS serialisation;
 2. the whole preparation (`writer.prepare`: read from the tars, encode, write shards) with
-   1, 2, 4, ... worker processes (each run in a fresh data_dir; wall time including the
-   start of the 'spawn' workers).
+   1, 2, 4, ... worker processes (each run in a fresh data_dir): images/s between the first
+   and the last finished shard (the workers running), over the whole wall time, and the time
+   to the first finished shard (mostly the start of the 'spawn' workers, which import TFDS).
 
 Prints images/s, images/s per process, and the load average before and after (other jobs on
 the machine slow every figure down; read them with it).
@@ -111,15 +112,22 @@ def _per_image(jpegs: list[bytes]) -> dict[str, float]:
     return out
 
 
-def _whole(directory: str, workers: int) -> float:
+def _whole(directory: str, workers: int) -> tuple[float, float, float]:
+    """(images/s over the wall time, images/s once the workers run, seconds to the first
+    finished shard) of one preparation with `workers` processes."""
     job = registry.plan("voc2007", manual_dir=directory)
     job = dataclasses.replace(job, shard_size=FLAGS.shard_size)
     data_dir = tempfile.mkdtemp(dir=directory)
+    marks = []
     start = time.perf_counter()
-    summary = writer.prepare(job, data_dir=data_dir, num_workers=workers)
+    summary = writer.prepare(
+        job, data_dir=data_dir, num_workers=workers,
+        progress=lambda p: marks.append((time.perf_counter(), p.done)),
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     assert sum(summary.counts.values()) == FLAGS.num_images
-    return FLAGS.num_images / seconds
+    (t0, n0), (t1, n1) = marks[0], marks[-1]
+    return FLAGS.num_images / seconds, (n1 - n0) / max(t1 - t0, 1e-9), t0 - start
 
 
 def main(argv):
@@ -133,10 +141,14 @@ def main(argv):
     print("per image, one process (median of repeats):")
     for name, rate in _per_image(jpegs).items():
         print(f"  {name:50s} {rate:8.1f} images/s  ({1000 / rate:.2f} ms/image)")
-    print("whole VOC preparation from the tars (wall time incl. worker start):")
+    print("whole VOC preparation from the tars (read, encode, write shards):")
     for workers in (int(w) for w in FLAGS.workers):
-        rate = _whole(directory, workers)
-        print(f"  {workers:2d} processes: {rate:8.1f} images/s, {rate / workers:8.1f} per process")
+        wall, steady, first = _whole(directory, workers)
+        print(
+            f"  {workers:2d} processes: {steady:7.1f} images/s once running "
+            f"({steady / workers:6.1f} per process); {wall:7.1f} images/s over the wall time, "
+            f"{first:4.1f} s to the first shard (worker start-up)"
+        )
     print(f"load average after: {os.getloadavg()}")
 
 
