@@ -6,7 +6,7 @@ import pytest
 
 from jaxcnn.data import prepare, sources
 from tests.data.archives import voc_test
-from tests.data.archives.conftest import write_tar
+from tests.data.archives.originals import write_tar
 
 
 def test_prepare_real_voc2007_and_2012_for_the_pooled_name(tmp_path):

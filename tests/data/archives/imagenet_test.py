@@ -9,7 +9,7 @@ import scipy.io
 
 from jaxcnn.data import sources
 from jaxcnn.data.archives import PrepareMismatchError, imagenet, imagenet_labels, prepare_dataset
-from tests.data.archives.conftest import jpeg, write_files, write_tar
+from tests.data.archives.originals import jpeg, write_files, write_tar
 
 TENCH, GOLDFISH, SHARK = "n01440764", "n01443537", "n01484850"
 TRAIN = {

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from jaxcnn.data.archives import images
-from tests.data.archives.conftest import jpeg
+from tests.data.archives.originals import jpeg
 
 
 def _decode(data):

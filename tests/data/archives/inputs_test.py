@@ -6,7 +6,7 @@ import os
 import pytest
 
 from jaxcnn.data.archives import inputs
-from tests.data.archives.conftest import write_files, write_tar
+from tests.data.archives.originals import write_files, write_tar
 
 FILES = {"a/one.txt": b"first", "a/b/two.bin": bytes(range(256)) * 5, "three": b""}
 

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     from jaxcnn.data import pipeline, sources
     from jaxcnn.data.archives import prepare_dataset
     from tests.data.archives import imagenet_test, sun397_test, voc_test
-    from tests.data.archives.conftest import write_tar, write_files
+    from tests.data.archives.originals import write_tar, write_files
 
     root = tempfile.mkdtemp()
     voc_test._voc2007_tars(root)

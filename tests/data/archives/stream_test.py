@@ -5,7 +5,7 @@ import os
 import pytest
 
 from jaxcnn.data.archives import inputs, stream, sun397
-from tests.data.archives.conftest import write_tar
+from tests.data.archives.originals import write_tar
 from tests.data.archives.sun397_test import _files
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from jaxcnn.data import records, sources
 from jaxcnn.data.archives import inputs, prepare_dataset, sun397, writer
-from tests.data.archives.conftest import jpeg, write_files, write_tar
+from tests.data.archives.originals import jpeg, write_files, write_tar
 
 # file_name -> (image bytes, TFDS split it is listed in, or None)
 IMAGES = {

@@ -8,7 +8,7 @@ import pytest
 
 from jaxcnn.data import boxes, sources
 from jaxcnn.data.archives import inputs, prepare_dataset, voc
-from tests.data.archives.conftest import jpeg, write_files, write_tar
+from tests.data.archives.originals import jpeg, write_files, write_tar
 
 # id -> (width, height, objects (name, pose, truncated, difficult, xmin, ymin, xmax, ymax))
 IMAGES = {

@@ -1,6 +1,6 @@
 """Tiny datasets in their original layouts (archives and extracted trees), built here.
 
-(tests/data/conftest.py marks absl flags parsed for grain.)
+Helpers for the tests of jaxcnn.data.archives (tests/data/conftest.py marks absl flags parsed).
 """
 
 import io
