@@ -1,13 +1,22 @@
-"""Prepares a dataset on disk (toyworld or a real TFDS dataset) and its training-set mean.
+"""Prepares a dataset on disk (toyworld, or a real one from its archives) and its training mean.
 
   python experiments/prepare_data.py --flagfile=experiments/flags/toyworld.flags
+  python experiments/prepare_data.py --dataset=voc2007 --manual_dir=/data/voc
+  python experiments/prepare_data.py --dataset=imagenet2012 --manual_dir=/data/ilsvrc --resize=256
 
-Prints where each dataset went and how big it is. With --grid_dir it also writes an example
-grid PNG per dataset (docs/toyworld/*.png are made this way).
+Real datasets are read from the original archives (or their extracted trees) in --manual_dir,
+without TensorFlow or a download (jaxcnn.data.archives): VOCtrainval_06-Nov-2007.tar and
+VOCtest_06-Nov-2007.tar (voc2007), VOCtrainval_11-May-2012.tar (voc2012), SUN397.tar.gz
+(sun397), ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and validation labels (imagenet2012;
+see jaxcnn/data/archives/imagenet_labels.py for the accepted label files). Prints a progress
+line, the summary of each preparation, the training-set mean, where each dataset went and how
+big it is. With --grid_dir it also writes an example grid PNG per toyworld part
+(docs/toyworld/*.png are made this way). An interrupted run resumes when started again.
 """
 
 import logging
 import os
+import sys
 import time
 
 from absl import app, flags
@@ -17,16 +26,29 @@ from jaxcnn.data import grids, pipeline, prepare, sources
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum(
-    "dataset", "toyworld", ["toyworld", "imagenet2012", "voc2007", "voc2012", "sun397"], "What."
+    "dataset",
+    "toyworld",
+    ["toyworld", "imagenet2012", "voc2007", "voc2012", "voc2007+2012", "sun397"],
+    "What.",
 )
 flags.DEFINE_enum("size", "default", ["default", "tiny"], "toyworld size.")
 flags.DEFINE_integer("seed", 0, "toyworld generation seed.")
 flags.DEFINE_string(
     "data_dir", None, "TFDS data_dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)."
 )
-flags.DEFINE_string("manual_dir", None, "Directory with manually downloaded files (imagenet2012).")
+flags.DEFINE_string(
+    "manual_dir", None, "Directory with the original archives or extracted trees (real data)."
+)
 flags.DEFINE_integer("num_workers", None, "Worker processes (default: all cores).")
-flags.DEFINE_integer("resize", 72, "Size the training-set mean is computed at (256 for real data).")
+flags.DEFINE_integer(
+    "resize",
+    None,
+    "imagenet2012 only: store images with the shorter side scaled down to this (e.g. 256); "
+    "recorded in the dataset's metadata. Default: images as they are.",
+)
+flags.DEFINE_integer(
+    "mean_size", None, "Size the training-set mean is computed at (default 72 toyworld, 256 real)."
+)
 flags.DEFINE_string("grid_dir", None, "If set, write <grid_dir>/<part>.png example grids.")
 
 
@@ -40,23 +62,46 @@ def _grid(name: str, split: str, path: str) -> None:
     print(f"grid {path}")
 
 
+def _progress(p) -> None:
+    """One overwritten line: images done, rate, time left."""
+    eta = time.strftime("%H:%M:%S", time.gmtime(p.eta_seconds))
+    sys.stdout.write(
+        f"\r{p.done}/{p.total} images ({100 * p.done / max(p.total, 1):.1f} %), "
+        f"{p.per_second:.1f} images/s, ETA {eta}   "
+    )
+    sys.stdout.flush()
+
+
+def _prepare_real(num_workers: int) -> dict:
+    summaries = prepare.prepare_real(
+        FLAGS.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
+        resize=FLAGS.resize, num_workers=num_workers, progress=_progress,
+    )  # fmt: skip
+    print()
+    for summary in summaries:
+        print("\n".join(summary.lines()))
+    return {summary.dataset: summary.directory for summary in summaries}
+
+
 def main(argv):
     del argv
     start = time.time()
+    num_workers = FLAGS.num_workers or os.cpu_count()
+    logging.info("flags: %s", FLAGS.flags_into_string())
     if FLAGS.dataset == "toyworld":
+        if FLAGS.resize is not None:
+            raise app.UsageError("--resize is for imagenet2012; the mean size is --mean_size")
         dirs = prepare.prepare_toyworld(
-            size=FLAGS.size, seed=FLAGS.seed, data_dir=FLAGS.data_dir, num_workers=FLAGS.num_workers
+            size=FLAGS.size, seed=FLAGS.seed, data_dir=FLAGS.data_dir, num_workers=num_workers
         )
     else:
-        paths = prepare.prepare_tfds(
-            FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir
-        )
-        dirs = {FLAGS.dataset: paths[0]}
-    for name in dirs:
+        dirs = _prepare_real(num_workers)
+    mean_size = FLAGS.mean_size or (72 if FLAGS.dataset == "toyworld" else 256)
+    for name in dirs if FLAGS.dataset == "toyworld" else [FLAGS.dataset]:
         for dataset, split in prepare.training_splits(name):
             source = sources.open_split(dataset, split, data_dir=FLAGS.data_dir)
-            mean = pipeline.get_mean(source, resize=FLAGS.resize)
-            print(f"mean {dataset}/{split} @{FLAGS.resize}: RGB {mean.channel.round(2).tolist()}")
+            mean = pipeline.get_mean(source, resize=mean_size)
+            print(f"mean {dataset}/{split} @{mean_size}: RGB {mean.channel.round(2).tolist()}")
     total = 0
     for name, path in dirs.items():
         size = prepare.directory_size(path)

@@ -19,5 +19,7 @@ Modules (import them directly; this package imports nothing heavy itself):
 - `devices`: `shard_batch(batch, devices)` and `prefetch_to_device`.
 - `toyworld`, `toyworld_world`, `toyworld_draw`: the embedded default dataset (TFDS builder,
   class tables and samplers, vectorised drawing). See docs/toyworld.md.
-- `prepare`: preparing toyworld and the real TFDS datasets on disk; `grids`: example grids.
+- `prepare`: preparing toyworld and the real datasets on disk; `grids`: example grids.
+- `archives` (a package): the real datasets from their original archives or extracted trees,
+  into TFDS's array_record layout without TensorFlow.
 """

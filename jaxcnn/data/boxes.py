@@ -1,9 +1,14 @@
-"""R-CNN box warping with context padding (SPEC §9) and the PASCAL-DET-GT crop source.
+"""The box convention, R-CNN box warping with context padding and the PASCAL-DET-GT crops.
+
+Box convention (docs/methods.md §Box convention): a stored box is TFDS's voc one, (ymin, xmin,
+ymax, xmax) = VOC's 1-based inclusive pixel coordinates divided by the image height / width,
+with no shift (`voc_to_normalised`); `normalised_to_voc` inverts it. Every producer
+(preparation, toyworld) and consumer (warping, detection scoring) goes through these two.
 
 `warp_box` follows R-CNN's `rcnn_im_crop.m` in 'warp' mode line by line, in 1-based
 inclusive pixel boxes as there:
 
-1. Box (x1, y1, x2, y2) = (round(xmin W) + 1, round(ymin H) + 1, round(xmax W), round(ymax H)).
+1. Box (x1, y1, x2, y2) = `normalised_to_voc(box)` (the VOC annotation's pixels).
 2. With padding p at output size O: scale = O / (O - 2p); half sizes h = (y2 - y1 + 1) / 2,
    w = (x2 - x1 + 1) / 2; centre (x1 + w, y1 + h); the box becomes round(centre -+ half *
    scale) (round half away from zero, MATLAB's round).
@@ -26,6 +31,32 @@ import numpy as np
 from jaxcnn.data import records
 
 RCNN_PAD, RCNN_SIZE = 16, 227
+
+
+def voc_to_normalised(xyxy_Kx4, *, height, width) -> np.ndarray:
+    """float32 [..., 4] (ymin, xmin, ymax, xmax): VOC pixel boxes in the stored convention.
+
+    `xyxy_Kx4` holds VOC XML's (xmin, ymin, xmax, ymax), 1-based inclusive pixel coordinates
+    (the top-left pixel is (1, 1), a full-image box is (1, 1, W, H)). Each is divided by the
+    image size without a shift, as TFDS's voc builder does: ymin / H, xmin / W, ymax / H,
+    xmax / W. So a full-image box is stored as (1/H, 1/W, 1, 1) and a one-pixel box has
+    ymin == ymax. Non-integer coordinates (a few VOC 2012 files) are kept as they are.
+    """
+    x1, y1, x2, y2 = np.moveaxis(np.asarray(xyxy_Kx4, np.float64), -1, 0)
+    return np.stack([y1 / height, x1 / width, y2 / height, x2 / width], axis=-1).astype(np.float32)
+
+
+def normalised_to_voc(box_Kx4, *, height, width) -> np.ndarray:
+    """int64 [..., 4] (xmin, ymin, xmax, ymax) 1-based inclusive pixels of stored boxes.
+
+    The inverse of `voc_to_normalised`: round(v * size) (half away from zero; stored values
+    are within float32 error of an integer, so the original pixels come back exactly), then
+    clipped to the pixels that exist, [1, W] and [1, H] (a clipped coordinate of 0 becomes 1).
+    """
+    ymin, xmin, ymax, xmax = np.moveaxis(np.asarray(box_Kx4, np.float64), -1, 0)
+    xs = np.clip(_round(np.stack([xmin, xmax]) * width), 1, width)
+    ys = np.clip(_round(np.stack([ymin, ymax]) * height), 1, height)
+    return np.stack([xs[0], ys[0], xs[1], ys[1]], axis=-1).astype(np.int64)
 
 
 def context_pad(out_size: int) -> float:
@@ -71,9 +102,8 @@ def warp_box(
         raise ValueError(f"mean shape {mean_OxOx3.shape} != ({out_size}, {out_size}, 3)")
     if not 0 <= pad < out_size / 2:
         raise ValueError(f"pad {pad} must be in [0, {out_size / 2})")
-    ymin, xmin, ymax, xmax = np.asarray(box_yxyx, np.float64)
-    x1, y1 = _round(xmin * w) + 1, _round(ymin * h) + 1
-    x2, y2 = max(_round(xmax * w), x1), max(_round(ymax * h), y1)  # >= 1 pixel
+    x1, y1, x2, y2 = (float(v) for v in normalised_to_voc(box_yxyx, height=h, width=w))
+    x2, y2 = max(x2, x1), max(y2, y1)  # >= 1 pixel
     if pad > 0:
         scale = out_size / (out_size - 2 * pad)
         half_h, half_w = (y2 - y1 + 1) / 2, (x2 - x1 + 1) / 2
@@ -110,8 +140,9 @@ class GtBoxSource:
 
     Records: {'image': float32 [O, O, 3] (warp_box, mean-subtracted), 'label': int32,
     'difficult': bool, 'image_index': int64, 'object_index': int64}. Building the index reads
-    every record's objects once (images are not decoded). Boxes of zero area and images
-    without objects give no crops and are counted in `report`; invalid records raise
+    every record's objects once (images are not decoded). Every box gives a crop (in the box
+    convention a box with ymin == ymax is one pixel high, not empty); images without objects
+    give none and are counted in `report`; invalid records raise
     `records.BadExampleError` unless `skip_bad`, which counts them in `report` and keeps
     their messages in `rejected`.
     """
@@ -137,11 +168,8 @@ class GtBoxSource:
                 continue
             if objects["label"].size == 0:
                 self.report["images without objects"] += 1
-            bbox = objects["bbox"]
-            for k in range(bbox.shape[0]):
-                if bbox[k, 2] <= bbox[k, 0] or bbox[k, 3] <= bbox[k, 1]:
-                    self.report["zero-area boxes"] += 1
-                    continue
+            # every validated box covers >= 1 pixel (ymin == ymax is a one-pixel-high box)
+            for k in range(objects["bbox"].shape[0]):
                 index.append((i, k))
                 labels.append(objects["label"][k])
                 difficult.append(objects["difficult"][k])

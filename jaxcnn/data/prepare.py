@@ -1,73 +1,44 @@
-"""Preparing datasets on disk: toyworld (generated here) and the real TFDS datasets.
+"""Preparing datasets on disk: toyworld (generated here) and the real datasets.
 
-Real datasets are prepared by TFDS's own builders into array_record files. In TFDS 4.9.10
-those builders call TensorFlow *while generating* (tf.io.gfile, tf.image), so this one-off
-step needs `tensorflow-cpu` installed in the environment that runs it (or the prepared
-directory copied from a machine that has it); reading them back (`sources.open_split`) never
-imports TensorFlow.
+Real datasets (imagenet2012, voc2007, voc2012, sun397) are prepared from the original archives
+or extracted trees a researcher already has, by `jaxcnn.data.archives`, into the array_record
+layout of TFDS's builders: no TensorFlow and no download (`prepare_real`). `sources.open_split`
+reads them like datasets TFDS prepared.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
-import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxcnn.data import sources, toyworld
-
-# Files TFDS expects in manual_dir for datasets that cannot be downloaded automatically.
-MANUAL_FILES = {
-    "imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
-}
+from jaxcnn.data import archives, sources, toyworld
 
 
-def check_manual_dir(name: str, manual_dir) -> None:
-    """Raises FileNotFoundError listing exactly which files are missing from where."""
-    needed = MANUAL_FILES.get(name, ())
-    if not needed:
-        return
-    if manual_dir is None:
-        raise FileNotFoundError(
-            f"{name} must be downloaded by hand (image-net.org, after registration): put "
-            f"{' and '.join(needed)} in a directory and pass it as manual_dir (--manual_dir)"
-        )
-    missing = [f for f in needed if not (epath.Path(manual_dir) / f).exists()]
-    if missing:
-        where = epath.Path(manual_dir).resolve()
-        raise FileNotFoundError(
-            f"{name}: missing {', '.join(missing)} in manual_dir {where}; download them from "
-            f"image-net.org and place them there as {', '.join(str(where / f) for f in missing)}"
-        )
-
-
-def prepare_tfds(name: str, *, data_dir=None, manual_dir=None) -> list[epath.Path]:
-    """Runs TFDS's builders for a real dataset name of `sources` with array_record output.
-
-    Returns the prepared dataset directories. Raises FileNotFoundError for missing manual
-    files and RuntimeError when TensorFlow (needed by TFDS's generation code) is absent.
-    """
-    spec = sources.dataset_spec(name)
+def prepare_real(
+    name: str,
+    *,
+    manual_dir,
+    data_dir=None,
+    resize: int | None = None,
+    num_workers: int = 1,
+    progress=None,
+) -> list[archives.Summary]:
+    """Prepares a real dataset name of `sources` (voc2007+2012: both years) from the files in
+    `manual_dir` (`archives.prepare_dataset`); returns one summary per prepared dataset.
+    Raises `archives.MissingInputError` naming a missing file and where it is expected,
+    `archives.ArchiveError` naming a truncated or corrupt archive."""
     if name.startswith("toyworld/"):
         raise ValueError("toyworld is prepared with prepare_toyworld")
-    check_manual_dir(name, manual_dir)
-    if importlib.util.find_spec("tensorflow") is None:
-        raise RuntimeError(
-            f"preparing {name} runs TFDS's {spec.tfds_names} builder, which needs TensorFlow "
-            "during generation; install tensorflow-cpu for this one-off step (reading needs "
-            "only tensorflow-datasets and pillow) or copy a prepared array_record directory"
+    sources.dataset_spec(name)  # a known name
+    names = ["voc2007", "voc2012"] if name == "voc2007+2012" else [name]
+    return [
+        archives.prepare_dataset(
+            n, manual_dir=manual_dir, data_dir=data_dir, resize=resize,
+            num_workers=num_workers, progress=progress,
         )
-    config = tfds.download.DownloadConfig(
-        manual_dir=None if manual_dir is None else os.fspath(manual_dir),
-        compute_stats=tfds.download.ComputeStatsMode.SKIP,
-    )
-    dirs = []
-    for tfds_name in spec.tfds_names:
-        builder = tfds.builder(tfds_name, data_dir=data_dir, file_format="array_record")
-        builder.download_and_prepare(download_config=config)
-        dirs.append(epath.Path(builder.data_dir))
-    return dirs
+        for n in names
+    ]  # fmt: skip
 
 
 def prepare_toyworld(

@@ -9,8 +9,8 @@ Normalised records (what every `Source` yields):
   'label': int64 [K], 'difficult': bool [K], 'truncated': bool [K]}}`
   `labels` follows the VOC devkit's three-way ground truth, re-coded: 1 = the class has a
   non-difficult object, -1 = it has only difficult objects (the devkit's 0, ignored when
-  scoring), 0 = absent (the devkit's -1). Boxes are TFDS's (ymin, xmin, ymax, xmax),
-  normalised to [0, 1] by the image height/width.
+  scoring), 0 = absent (the devkit's -1). Boxes are TFDS's (ymin, xmin, ymax, xmax):
+  VOC's 1-based inclusive pixels divided by the image height/width (`boxes.voc_to_normalised`).
 
 What real data throws at us, and what happens (`fixes` names each repair, so a scan can count
 them; nothing is dropped silently):

@@ -121,7 +121,11 @@ def _split_tasks(config: ToyworldConfig, split_id: int, split: str, plan) -> lis
 class Toyworld(tfds.core.GeneratorBasedBuilder):
     """Procedurally generated stand-ins for ImageNet, PASCAL VOC and SUN397 (module doc)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.1.0": "scenes boxes in VOC's convention (boxes.voc_to_normalised): min side + 1 pixel",
+        "1.0.0": "first release",
+    }
     BUILDER_CONFIGS = [make_config(p, s) for s in SIZES for p in PARTS]
 
     @tfds.core.utils.classproperty
@@ -215,7 +219,7 @@ def prepare(
 ) -> Toyworld:
     """Generates one toyworld part (if not already there) and returns its builder.
 
-    The files land in `<data_dir>/toyworld/<config_name>/1.0.0/` (TFDS's default data_dir
+    The files land in `<data_dir>/toyworld/<config_name>/<VERSION>/` (TFDS's default data_dir
     when None). Dataset statistics are skipped: they would need TensorFlow. `pool` (from
     `worker_pool`) lets several parts share workers; otherwise each split starts its own.
     """

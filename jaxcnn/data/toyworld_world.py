@@ -12,7 +12,8 @@ same thing in every prepared copy; the preparation seed only changes which image
   row, column, 2x2 grid, top/bottom and ring.
 
 All geometry is expressed in units of the image size, so `image_size` may be changed.
-This module imports only numpy and PIL: it runs in the preparation worker processes.
+This module imports only numpy, PIL and `boxes` (for the box convention): it runs in the
+preparation worker processes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from jaxcnn.data import boxes
 from jaxcnn.data import toyworld_draw as draw
 
 WORLD_SEED = 2014
@@ -139,7 +141,8 @@ def _place_without_overlap(rng, radii, size):
 
 def sample_scenes(rng: np.random.Generator, n: int, size: int):
     """n multi-object scenes. Returns (images [N,S,S,3] uint8, objects: list of N dicts with
-    'bbox' [K,4] (ymin, xmin, ymax, xmax in [0,1]), 'label', 'is_difficult', 'is_truncated').
+    'bbox' [K,4] (ymin, xmin, ymax, xmax in VOC's convention, `boxes.voc_to_normalised`),
+    'label', 'is_difficult', 'is_truncated').
 
     The box is the tight box of the pixels the object covers by >= 1/2 (occlusion by later
     objects ignored, clipped to the image); truncated = the box touches the image border;
@@ -185,14 +188,17 @@ def _scene_objects(i, layout, covers, size):
             np.nonzero(cover.max(axis=1) >= 0.5)[0],
             np.nonzero(cover.max(axis=0) >= 0.5)[0],
         )
-        bbox[j] = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+        # pixels rows[0]..rows[-1] (0-based) are VOC's rows[0] + 1 .. rows[-1] + 1 (1-based)
+        bbox[j] = boxes.voc_to_normalised(
+            [cols[0] + 1, rows[0] + 1, cols[-1] + 1, rows[-1] + 1], height=size, width=size
+        )
         fraction = visible.sum() / (UNIT_AREAS[shape] * r * r)
         short_side = min(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
         difficult[j] = fraction < 0.45 or short_side < 0.1 * size
         truncated[j] = bool(
             rows[0] == 0 or cols[0] == 0 or rows[-1] == size - 1 or cols[-1] == size - 1
         )
-    return dict(bbox=bbox / size, label=labels, is_difficult=difficult, is_truncated=truncated)
+    return dict(bbox=bbox, label=labels, is_difficult=difficult, is_truncated=truncated)
 
 
 def _layout_positions(rng, layout, count):

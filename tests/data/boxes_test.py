@@ -23,12 +23,49 @@ def test_bilinear_resize_by_hand():
         boxes.bilinear_resize(image, 0, 3)
 
 
+def test_voc_to_normalised_and_back_by_hand():
+    # VOC2007 000001.xml's dog: xmin 48, ymin 240, xmax 195, ymax 371 in a 353 x 500 (W x H)
+    # image. Stored as TFDS's voc builder stores it: 240/500, 48/353, 371/500, 195/353.
+    box = boxes.voc_to_normalised([48, 240, 195, 371], height=500, width=353)
+    assert box.dtype == np.float32
+    np.testing.assert_array_equal(
+        box, np.array([240 / 500, 48 / 353, 371 / 500, 195 / 353], np.float32)
+    )
+    np.testing.assert_array_equal(
+        boxes.normalised_to_voc(box, height=500, width=353), [48, 240, 195, 371]
+    )
+    # Full image (1, 1, W, H) -> (1/H, 1/W, 1, 1); a one-pixel box has ymin == ymax.
+    full_and_dot = boxes.voc_to_normalised([[1, 1, 353, 500], [7, 9, 7, 9]], height=500, width=353)
+    np.testing.assert_array_equal(
+        full_and_dot, np.array([[1 / 500, 1 / 353, 1, 1], [9 / 500, 7 / 353] * 2], np.float32)
+    )
+    np.testing.assert_array_equal(
+        boxes.normalised_to_voc(full_and_dot, height=500, width=353),
+        [[1, 1, 353, 500], [7, 9, 7, 9]],
+    )
+    # Every integer box of a VOC-sized image survives the float32 round trip exactly.
+    rng = np.random.default_rng(0)
+    xy = np.sort(rng.integers(1, 501, (1000, 2, 2)), axis=1).transpose(0, 2, 1).reshape(-1, 4)
+    xy = np.minimum(xy, [375, 500, 375, 500])
+    back = boxes.normalised_to_voc(
+        boxes.voc_to_normalised(xy, height=500, width=375), height=500, width=375
+    )
+    np.testing.assert_array_equal(back, xy)
+    # Clipped coordinates (0 after clipping, or beyond 1) map to the pixels that exist.
+    np.testing.assert_array_equal(
+        boxes.normalised_to_voc([0.0, 0.0, 1.2, 1.0], height=10, width=20), [1, 1, 20, 10]
+    )
+
+
 def test_warp_without_padding_is_the_exact_crop():
     image = _ramp(20, 20)
     mean = np.full((10, 10, 3), 2.0, np.float32)
-    box = np.array([5, 4, 15, 14]) / 20  # rows 5..14, cols 4..13
+    # VOC box x 5..14, y 6..15 (1-based inclusive) = 0-based rows 5..14, cols 4..13
+    box = boxes.voc_to_normalised([5, 6, 14, 15], height=20, width=20)
     out = boxes.warp_box(image, box, mean, out_size=10, pad=0)
     np.testing.assert_allclose(out, image[5:15, 4:14] - 2.0)
+    # The old rule (round(xmin W) + 1) read this box one pixel to the right and down.
+    assert not np.allclose(out, image[6:16, 5:15] - 2.0)
 
 
 def test_warp_with_context_padding_at_the_border_by_hand():
@@ -38,7 +75,8 @@ def test_warp_with_context_padding_at_the_border_by_hand():
     # clipped window = pixels 1..16 (0-based 0..15) -> round(16 * 20/21) = 15 output pixels.
     image = _ramp(40, 40)
     mean = np.random.default_rng(1).normal(size=(20, 20, 3)).astype(np.float32)
-    out = boxes.warp_box(image, np.array([0, 0, 10, 10]) / 40, mean, out_size=20, pad=5)
+    box = boxes.voc_to_normalised([1, 1, 10, 10], height=40, width=40)
+    out = boxes.warp_box(image, box, mean, out_size=20, pad=5)
     expected = np.zeros((20, 20, 3), np.float32)
     expected[5:, 5:] = boxes.bilinear_resize(image[0:16, 0:16], 15, 15) - mean[5:, 5:]
     np.testing.assert_allclose(out, expected, atol=1e-5)
@@ -54,7 +92,8 @@ def test_warp_inside_image_with_padding_by_hand():
     # no cut on the top/left, window 40 px -> round(40 * 20/41) = 20 output pixels.
     image = _ramp(40, 40)
     mean = np.zeros((20, 20, 3), np.float32)
-    out = boxes.warp_box(image, np.array([10, 10, 30, 30]) / 40, mean, out_size=20, pad=5)
+    box = boxes.voc_to_normalised([11, 11, 30, 30], height=40, width=40)
+    out = boxes.warp_box(image, box, mean, out_size=20, pad=5)
     np.testing.assert_allclose(out, boxes.bilinear_resize(image, 20, 20), atol=1e-5)
 
 
@@ -95,7 +134,7 @@ def test_gt_box_source_on_tiny_scenes(tiny_dir):
 
 
 class _FakeDetection:
-    """A detection source double: one image without objects, one zero-area box, one bad."""
+    """A detection source double: one image without objects, a one-pixel-high box, one bad."""
 
     kind, num_classes = "detection", 20
 
@@ -121,8 +160,6 @@ def test_gt_box_source_counts_what_it_skips():
     with pytest.raises(ValueError, match=r"fake/test\[2\]: object fields have unequal lengths"):
         boxes.GtBoxSource(_FakeDetection(), out_size=8, mean_OxOx3=mean)
     gt = boxes.GtBoxSource(_FakeDetection(), out_size=8, mean_OxOx3=mean, skip_bad=True)
-    assert len(gt) == 1
-    assert gt.report == {
-        "boxes": 1, "zero-area boxes": 1, "images without objects": 1, "rejected images": 1
-    }  # fmt: skip
+    assert len(gt) == 2  # [0.2, 0.2, 0.2, 0.6] is one pixel high in the box convention
+    assert gt.report == {"boxes": 2, "images without objects": 1, "rejected images": 1}
     assert "fake/test[2]" in gt.rejected[0]

@@ -1,35 +1,29 @@
-"""prepare: manual-download and TensorFlow messages, toyworld preparation helpers."""
+"""prepare: real datasets from their archives (both VOC years at once), toyworld helpers."""
 
-import importlib.util
 import os
 
 import pytest
 
-from jaxcnn.data import prepare
+from jaxcnn.data import prepare, sources
+from tests.data.archives import voc_test
+from tests.data.archives.originals import write_tar
 
 
-def test_missing_manual_dir_names_files_and_place(tmp_path):
-    with pytest.raises(
-        FileNotFoundError, match="ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar"
-    ):
-        prepare.check_manual_dir("imagenet2012", None)
-    (tmp_path / "ILSVRC2012_img_train.tar").write_bytes(b"")
-    with pytest.raises(FileNotFoundError) as info:
-        prepare.check_manual_dir("imagenet2012", tmp_path)
-    message = str(info.value)
-    assert "missing ILSVRC2012_img_val.tar" in message
-    assert os.path.join(str(tmp_path.resolve()), "ILSVRC2012_img_val.tar") in message
-    prepare.check_manual_dir("voc2007", None)  # downloadable: nothing to check
-
-
-def test_prepare_tfds_explains_tensorflow_requirement(tmp_path):
-    # jaxcnn never imports TensorFlow; TFDS's own generation code needs it.
-    if importlib.util.find_spec("tensorflow") is not None:
-        pytest.skip("TensorFlow is installed here: preparation would start downloading")
-    with pytest.raises(RuntimeError, match="needs TensorFlow during generation"):
-        prepare.prepare_tfds("voc2007", data_dir=str(tmp_path))
+def test_prepare_real_voc2007_and_2012_for_the_pooled_name(tmp_path):
+    voc_test._voc2007_tars(str(tmp_path))
+    sets = {"train": ["000001"], "val": ["000002", "000003"]}
+    files = voc_test._files("2012", sets["train"] + sets["val"], sets)
+    write_tar(str(tmp_path / "VOCtrainval_11-May-2012.tar"), files)
+    summaries = prepare.prepare_real(
+        "voc2007+2012", manual_dir=str(tmp_path), data_dir=str(tmp_path / "d")
+    )
+    assert [s.dataset for s in summaries] == ["voc2007", "voc2012"]
+    pooled = sources.open_split("voc2007+2012", "trainval", data_dir=str(tmp_path / "d"))
+    assert len(pooled) == 3 + 3
     with pytest.raises(ValueError, match="prepare_toyworld"):
-        prepare.prepare_tfds("toyworld/source")
+        prepare.prepare_real("toyworld/source", manual_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="unknown dataset"):
+        prepare.prepare_real("coco", manual_dir=str(tmp_path))
 
 
 def test_training_splits_and_sizes(tiny_dir):

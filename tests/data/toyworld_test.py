@@ -16,7 +16,7 @@ def _record_files(directory):
 def test_same_seed_gives_identical_bytes(tiny_dir, tmp_path):
     # A second preparation (separate process state, same seed) writes byte-identical files.
     builder = toyworld.prepare("scenes", size="tiny", seed=0, data_dir=str(tmp_path), num_workers=1)
-    ours = os.path.join(tiny_dir, "toyworld", "scenes_tiny", "1.0.0")
+    ours = os.path.join(tiny_dir, "toyworld", "scenes_tiny", str(toyworld.Toyworld.VERSION))
     files = _record_files(builder.data_dir)
     assert files == _record_files(ours) and len(files) == 3
     for f in files:

@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-from jaxcnn.data import toyworld_world
+from jaxcnn.data import boxes, toyworld_world
 
 
 def test_other_seed_gives_other_images():
@@ -39,11 +39,11 @@ def test_scene_annotations_follow_the_rules():
     for objs in objects:
         k = objs["label"].size
         assert 1 <= k <= 4 and objs["bbox"].shape == (k, 4)
-        short = np.minimum(
-            objs["bbox"][:, 2] - objs["bbox"][:, 0], objs["bbox"][:, 3] - objs["bbox"][:, 1]
-        )
-        assert np.all(objs["is_difficult"][short < 0.1])  # small boxes are difficult
-        touching = (objs["bbox"][:, :2] == 0).any(1) | (objs["bbox"][:, 2:] == 1).any(1)
+        # back to VOC's 1-based inclusive pixels (the box convention)
+        x1, y1, x2, y2 = boxes.normalised_to_voc(objs["bbox"], height=72, width=72).T
+        short = np.minimum(x2 - x1 + 1, y2 - y1 + 1)
+        assert np.all(objs["is_difficult"][short < 0.1 * 72])  # small boxes are difficult
+        touching = (x1 == 1) | (y1 == 1) | (x2 == 72) | (y2 == 72)
         assert np.all(objs["is_truncated"][touching])  # boxes on the border are truncated
 
 
