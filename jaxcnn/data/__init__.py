@@ -1,4 +1,5 @@
-"""Datasets, preprocessing and the input pipeline.
+"""Datasets, preprocessing and the input pipeline (batches stay on the host;
+`jaxcnn.train.devices` places them on devices).
 
 Modules (import them directly; this package imports nothing heavy itself):
 
@@ -16,10 +17,24 @@ Modules (import them directly; this package imports nothing heavy itself):
 - `boxes`: R-CNN box warping with context padding (`warp_box`) and `GtBoxSource`, the
   PASCAL-DET-GT crops as a source of `{'image', 'label', 'difficult', 'image_index',
   'object_index'}`.
-- `devices`: `shard_batch(batch, devices)` and `prefetch_to_device`.
 - `toyworld`, `toyworld_world`, `toyworld_draw`: the embedded default dataset (TFDS builder,
   class tables and samplers, vectorised drawing). See docs/toyworld.md.
 - `prepare`: preparing toyworld and the real datasets on disk; `grids`: example grids.
 - `archives` (a package): the real datasets from their original archives or extracted trees,
   into TFDS's array_record layout without TensorFlow.
 """
+
+# The public modules (imported on use, so that importing the package stays light).
+__all__ = [
+    "archives",
+    "boxes",
+    "grids",
+    "pipeline",
+    "prepare",
+    "preprocess",
+    "records",
+    "sources",
+    "toyworld",
+    "toyworld_draw",
+    "toyworld_world",
+]

@@ -1,8 +1,9 @@
-"""Caffe-style preprocessing (SPEC §2) and the training-set mean, stored with the dataset.
+"""Caffe-style preprocessing (docs/methods.md §2) and the training-set mean, stored with the
+dataset.
 
 Conventions:
 - Channel order is **RGB** everywhere (Caffe's BGR models would need the channels reversed;
-  SPEC §1 allows either if consistent). Per-channel means are RGB too: Caffe's ImageNet
+  docs/methods.md §1 allows either if consistent). Per-channel means are RGB too: Caffe's ImageNet
   104/117/123 (BGR) is (123, 117, 104) here.
 - `resize`: every image is resized to `resize` x `resize` ignoring aspect ratio (Caffe's
   `convert_imageset --resize_height --resize_width`), PIL bilinear. Toyworld is stored at the
