@@ -6,7 +6,8 @@ fields (flattened: `StudyConfig.network.width` is `--width`), with the field's d
 help text in its metadata. A field whose metadata names `choices` becomes an enum flag (for a
 tuple field: every item must be one of them); `check` is a function that raises ValueError on a
 bad value. Both are validated when the flags are parsed, so a typo stops the script at once with
-the valid choices. `build(cls)` makes the config from the parsed flags.
+the valid choices; `flag: False` keeps a field out of the flags (its default or a value given to
+`build` is used). `build(cls)` makes the config from the parsed flags.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _default(field):
 def define(cls, *, skip: tuple[str, ...] = (), flag_values=FLAGS) -> None:
     """Flags for every field of `cls` (and of its nested dataclasses) except `skip`."""
     for field in dataclasses.fields(cls):
-        if field.name in skip:
+        if field.name in skip or not field.metadata.get("flag", True):
             continue
         default = _default(field)
         if dataclasses.is_dataclass(default):
@@ -90,6 +91,8 @@ def build(cls, *, flag_values=FLAGS, **given):
         if field.name in given:
             values[field.name] = given[field.name]
             continue
+        if not field.metadata.get("flag", True):
+            continue  # the dataclass's default
         default = _default(field)
         if dataclasses.is_dataclass(default):
             values[field.name] = build(type(default), flag_values=flag_values)

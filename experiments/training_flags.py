@@ -26,7 +26,7 @@ flags.DEFINE_string(
     "Re-running with the same run_dir resumes from its latest checkpoint.",
 )
 # Set by the script (regime) or derived (network, classes), not flags of their own.
-_DERIVED = ("num_classes", "preset", "model_overrides", "regime")
+_DERIVED = ("num_classes", "preset", "regime")
 
 
 def define(*, finetuning: bool) -> None:

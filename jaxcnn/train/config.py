@@ -52,7 +52,8 @@ class TrainConfig:
     num_steps: int = _f(1000, "Iterations (Caffe's max_iter).")
     batch_size: int = _f(256, "Global batch size (all processes and devices).")
     preset: str = _f("small", "Network geometry preset.", choices=tuple(alexnet.PRESETS))
-    model_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"width": 0.25}
+    # e.g. {"width": 0.25}; scripts derive it from a NetworkSpec (not a flag of its own).
+    model_overrides: dict = dataclasses.field(default_factory=dict, metadata={"flag": False})
     compute_dtype: str = _f(
         "float32",
         "Compute precision (parameters and optimizer stay float32).",

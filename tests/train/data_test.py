@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from jaxcnn.data import sources
 from jaxcnn.train import data as train_data
 
 
@@ -60,8 +61,12 @@ def test_ground_truth_boxes(data_dir):
     assert batch["label"].min() >= 0 and batch["label"].max() < 20
     count = sum(int(b["mask"].sum()) for b in train_data.eval_batches(cfg, batch_size=16)())
     assert count >= 40  # 40 test images, 1-4 objects each
+    # eval_examples counts images: every box of the first 5 test images, as FeatureSet does.
+    split = sources.open_split("toyworld/scenes_tiny", "test", data_dir=data_dir)
+    want = sum(len(split.raw(i)["objects"]["label"]) for i in range(5))
     few = dataclasses.replace(cfg, eval_examples=5)
-    assert sum(int(b["mask"].sum()) for b in train_data.eval_batches(few, batch_size=4)()) == 5
+    assert sum(int(b["mask"].sum()) for b in train_data.eval_batches(few, batch_size=4)()) == want
+    assert want > 5  # the first images hold several objects: boxes are not what is counted
 
 
 def test_errors(data_dir):

@@ -37,7 +37,7 @@ def test_prefetch_keeps_order_and_all_batches():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="does not split over 8 devices"):
+    with pytest.raises(ValueError, match="not divisible by 8 devices"):
         devices.shard_batch(_batch(12))
     with pytest.raises(ValueError, match="different leading sizes"):
         devices.shard_batch({"a": np.zeros(8), "b": np.zeros(16)})

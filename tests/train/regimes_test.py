@@ -7,7 +7,8 @@ import pytest
 from jaxcnn.model import alexnet
 from jaxcnn.train import regimes
 
-TINY = dict(width=0.125, fc_width=32, input_size=32)
+# Caffe's fillers and biases, which the assertions below check.
+TINY = dict(width=0.125, fc_width=32, input_size=32, init="caffe", bias_one=1.0)
 ALL = (*alexnet.CONV_NAMES, *alexnet.FC_NAMES)
 
 
