@@ -5,8 +5,8 @@ Public contract: `nms`, `detection_ap`, `load_rcnn_proposals`.
 """
 
 from jaxcnn.detect.ap import detection_ap, pr_curve
-from jaxcnn.detect.suppress import nms, nms_mask
 from jaxcnn.detect.proposals import load_rcnn_proposals, recall_at
+from jaxcnn.detect.suppress import nms, nms_mask
 
 __all__ = [
     "detection_ap",

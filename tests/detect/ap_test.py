@@ -79,7 +79,8 @@ def _random_class(rng):
     g = rng.integers(0, 4, n_img)
     gt_image = np.repeat(np.arange(n_img), g)
     x1, y1 = rng.integers(1, 30, g.sum()), rng.integers(1, 30, g.sum())
-    gt_boxes = np.stack([x1, y1, x1 + rng.integers(3, 20, g.sum()), y1 + rng.integers(3, 20, g.sum())], 1)
+    w, h = rng.integers(3, 20, g.sum()), rng.integers(3, 20, g.sum())
+    gt_boxes = np.stack([x1, y1, x1 + w, y1 + h], 1)
     gt_difficult = rng.random(g.sum()) < 0.2
     n = 80
     det_image = rng.integers(0, n_img + 2, n)
