@@ -37,9 +37,16 @@ METHODS = ("voc07", "voc12")
 
 
 def match_detections(
-    det_image_N, det_boxes_Nx4, det_scores_N, det_valid_N, gt_boxes_IxGx4, gt_difficult_IxG,
-    gt_valid_IxG, *, iou_threshold: float,
-):  # fmt: skip
+    det_image_N,
+    det_boxes_Nx4,
+    det_scores_N,
+    det_valid_N,
+    gt_boxes_IxGx4,
+    gt_difficult_IxG,
+    gt_valid_IxG,
+    *,
+    iou_threshold: float,
+):
     """Devkit matching (module steps 1-3), jittable. Detections refer to images by their row
     ``0..I-1`` in the padded ground truth ``[I, G, ...]``.
 
@@ -120,15 +127,24 @@ def _pack_ground_truth(gt_image_G, gt_boxes_Gx4, gt_difficult_G, det_image_N):
     difficult = np.zeros((num_i, num_g), bool)
     valid = np.zeros((num_i, num_g), bool)
     boxes[gt_rows, slot], difficult[gt_rows, slot], valid[gt_rows, slot] = (
-        gt_boxes_Gx4, gt_difficult_G, True,
-    )  # fmt: skip
+        gt_boxes_Gx4,
+        gt_difficult_G,
+        True,
+    )
     return det_rows, boxes, difficult, valid
 
 
 def pr_curve(
-    det_image_N, det_boxes_Nx4, det_scores_N, gt_image_G, gt_boxes_Gx4, gt_difficult_G, *,
-    iou_threshold: float = 0.5, method: str = "voc07",
-):  # fmt: skip
+    det_image_N,
+    det_boxes_Nx4,
+    det_scores_N,
+    gt_image_G,
+    gt_boxes_Gx4,
+    gt_difficult_G,
+    *,
+    iou_threshold: float = 0.5,
+    method: str = "voc07",
+):
     """``(ap, recall_N, precision_N)`` of one class, numpy (see `detection_ap`)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -155,10 +171,17 @@ def pr_curve(
     # float32 kernel: scores enter as descending ranks so that distinct scores stay distinct.
     neg_rank = -_dense_order(ds)
     rec, prec, ap = _curve_and_ap(
-        pad(det_rows, np.int32), pad(db, np.float32), pad(neg_rank, np.float32),
-        np.arange(m) < n, gt_b, gt_d, gt_v, npos=float(max(npos, 1)),
-        iou_threshold=float(iou_threshold), method=method,
-    )  # fmt: skip
+        pad(det_rows, np.int32),
+        pad(db, np.float32),
+        pad(neg_rank, np.float32),
+        np.arange(m) < n,
+        gt_b,
+        gt_d,
+        gt_v,
+        npos=float(max(npos, 1)),
+        iou_threshold=float(iou_threshold),
+        method=method,
+    )
     rec, prec = np.asarray(rec, np.float64)[:n], np.asarray(prec, np.float64)[:n]
     if npos == 0:
         return float("nan"), np.full(n, np.nan), prec
@@ -172,9 +195,16 @@ def _dense_order(scores: np.ndarray) -> np.ndarray:
 
 
 def detection_ap(
-    det_image_N, det_boxes_Nx4, det_scores_N, gt_image_G, gt_boxes_Gx4, gt_difficult_G, *,
-    iou_threshold: float = 0.5, method: str = "voc07",
-) -> float:  # fmt: skip
+    det_image_N,
+    det_boxes_Nx4,
+    det_scores_N,
+    gt_image_G,
+    gt_boxes_Gx4,
+    gt_difficult_G,
+    *,
+    iou_threshold: float = 0.5,
+    method: str = "voc07",
+) -> float:
     """Average precision of one class by the VOC devkit's rules (module docstring).
 
     Args:
@@ -190,6 +220,12 @@ def detection_ap(
       non-difficult ground-truth box.
     """
     return pr_curve(
-        det_image_N, det_boxes_Nx4, det_scores_N, gt_image_G, gt_boxes_Gx4, gt_difficult_G,
-        iou_threshold=iou_threshold, method=method,
-    )[0]  # fmt: skip
+        det_image_N,
+        det_boxes_Nx4,
+        det_scores_N,
+        gt_image_G,
+        gt_boxes_Gx4,
+        gt_difficult_G,
+        iou_threshold=iou_threshold,
+        method=method,
+    )[0]

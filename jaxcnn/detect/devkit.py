@@ -14,9 +14,16 @@ import numpy as np
 
 
 def voc_ap_literal(
-    det_image, det_boxes, det_scores, gt_image, gt_boxes, gt_difficult, *, iou_threshold=0.5,
+    det_image,
+    det_boxes,
+    det_scores,
+    gt_image,
+    gt_boxes,
+    gt_difficult,
+    *,
+    iou_threshold=0.5,
     method="voc07",
-):  # fmt: skip
+):
     """``VOCevaldet.m`` + ``VOCap`` for one class, a detection at a time. Returns
     ``(ap, recall, precision)`` (precision NaN where neither a TP nor an FP has been seen)."""
     det_boxes = np.asarray(det_boxes, np.float64).reshape(-1, 4)
@@ -34,12 +41,19 @@ def voc_ap_literal(
         ovmax, jmax = -np.inf, -1
         for j in gt.get(np.asarray(det_image).tolist()[i], []):
             bbgt = gt_boxes[j]
-            bi = [max(bb[0], bbgt[0]), max(bb[1], bbgt[1]), min(bb[2], bbgt[2]),
-                  min(bb[3], bbgt[3])]  # fmt: skip
+            bi = [
+                max(bb[0], bbgt[0]),
+                max(bb[1], bbgt[1]),
+                min(bb[2], bbgt[2]),
+                min(bb[3], bbgt[3]),
+            ]
             iw, ih = bi[2] - bi[0] + 1, bi[3] - bi[1] + 1
             if iw > 0 and ih > 0:
-                ua = ((bb[2] - bb[0] + 1) * (bb[3] - bb[1] + 1)
-                      + (bbgt[2] - bbgt[0] + 1) * (bbgt[3] - bbgt[1] + 1) - iw * ih)  # fmt: skip
+                ua = (
+                    (bb[2] - bb[0] + 1) * (bb[3] - bb[1] + 1)
+                    + (bbgt[2] - bbgt[0] + 1) * (bbgt[3] - bbgt[1] + 1)
+                    - iw * ih
+                )
                 ov = iw * ih / ua
                 if ov > ovmax:
                     ovmax, jmax = ov, j
@@ -92,8 +106,11 @@ def nms_literal(boxes, scores, *, iou_threshold):
             iw = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) + 1
             ih = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) + 1
             inter = max(0.0, iw) * max(0.0, ih)
-            union = ((b[i, 2] - b[i, 0] + 1) * (b[i, 3] - b[i, 1] + 1)
-                     + (b[j, 2] - b[j, 0] + 1) * (b[j, 3] - b[j, 1] + 1) - inter)  # fmt: skip
+            union = (
+                (b[i, 2] - b[i, 0] + 1) * (b[i, 3] - b[i, 1] + 1)
+                + (b[j, 2] - b[j, 0] + 1) * (b[j, 3] - b[j, 1] + 1)
+                - inter
+            )
             if inter / union <= iou_threshold:
                 rest.append(j)
         order = rest

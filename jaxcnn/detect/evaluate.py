@@ -59,9 +59,13 @@ def _bucket(n: int) -> int:
 
 
 def detect(
-    scores_per_image, boxes_per_image, *, top_k: int = 100, iou_threshold: float = 0.3,
+    scores_per_image,
+    boxes_per_image,
+    *,
+    top_k: int = 100,
+    iou_threshold: float = 0.3,
     chunk: int = 64,
-) -> Detections:  # fmt: skip
+) -> Detections:
     """Detections of every class on every image from per-image ``scores [B_i, K]`` and
     ``boxes [B_i, 4]`` (the proposals only). Images are processed `chunk` at a time, padded to
     a power-of-two box count."""
@@ -104,8 +108,14 @@ def evaluate(dets: Detections, ground_truth, *, method: str = "voc07", iou_thres
     for c in range(k):
         sel = gt_lab == c
         aps[c], rec, prec = ap_lib.pr_curve(
-            dets.image[c], dets.boxes[c], dets.scores[c], gt_img[sel], gt_box[sel], gt_dif[sel],
-            iou_threshold=iou_threshold, method=method,
-        )  # fmt: skip
+            dets.image[c],
+            dets.boxes[c],
+            dets.scores[c],
+            gt_img[sel],
+            gt_box[sel],
+            gt_dif[sel],
+            iou_threshold=iou_threshold,
+            method=method,
+        )
         curves.append((rec, prec))
     return aps, curves

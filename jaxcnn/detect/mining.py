@@ -81,9 +81,11 @@ class Cache:
     @classmethod
     def empty(cls, dim: int, num_classes: int) -> Cache:
         return cls(
-            np.zeros((0, dim), np.float32), np.zeros((0, 2), np.int64),
-            np.zeros((0, num_classes), bool), np.zeros(num_classes, np.int64),
-        )  # fmt: skip
+            np.zeros((0, dim), np.float32),
+            np.zeros((0, 2), np.int64),
+            np.zeros((0, num_classes), bool),
+            np.zeros(num_classes, np.int64),
+        )
 
     def add(self, image: int, feats_BxD: np.ndarray, enter_BxK: np.ndarray) -> None:
         rows = np.nonzero(enter_BxK.any(axis=1))[0]
@@ -155,9 +157,14 @@ def liblinear_solver(cfg: MiningConfig, *, tol: float = 1e-4, max_iter: int = 10
             if not rows.any():
                 continue
             clf = LinearSVC(
-                loss="hinge", C=cfg.C, class_weight={1: cfg.positive_weight, -1: 1.0},
-                intercept_scaling=cfg.bias_multiplier, dual=True, tol=tol, max_iter=max_iter,
-            )  # fmt: skip
+                loss="hinge",
+                C=cfg.C,
+                class_weight={1: cfg.positive_weight, -1: 1.0},
+                intercept_scaling=cfg.bias_multiplier,
+                dual=True,
+                tol=tol,
+                max_iter=max_iter,
+            )
             clf.fit(x[rows], y[rows, c])
             w[:, c], b[c] = clf.coef_[0], clf.intercept_[0]
         return w, b
@@ -179,9 +186,14 @@ class Detectors:
 
 
 def train_detectors(
-    features_of: Callable[[int], np.ndarray], entries: Sequence, *, scale: float,
-    cfg: MiningConfig = MiningConfig(), solve=None, progress=None,
-) -> Detectors:  # fmt: skip
+    features_of: Callable[[int], np.ndarray],
+    entries: Sequence,
+    *,
+    scale: float,
+    cfg: MiningConfig = MiningConfig(),
+    solve=None,
+    progress=None,
+) -> Detectors:
     """Mine hard negatives and train every class's detector (module docstring).
 
     Args:
@@ -231,10 +243,14 @@ def _retrain(det, cache, pos_x, pos_y, due, solve, cfg, *, image):
     for c in np.nonzero(due)[0]:
         hinge_pos = np.maximum(0, 1 - z_pos[pos_y == c, c]).sum()
         hinge_neg = np.maximum(0, 1 + z_neg[cache.member[:, c], c]).sum()
-        det.history.append({
-            "image": image, "class": int(c), "negatives": int(cache.member[:, c].sum()),
-            "pos_loss": float(cfg.C * cfg.positive_weight * hinge_pos),
-            "neg_loss": float(cfg.C * hinge_neg),
-        })  # fmt: skip
+        det.history.append(
+            {
+                "image": image,
+                "class": int(c),
+                "negatives": int(cache.member[:, c].sum()),
+                "pos_loss": float(cfg.C * cfg.positive_weight * hinge_pos),
+                "neg_loss": float(cfg.C * hinge_neg),
+            }
+        )
     cache.member &= ~easy_negatives(z_neg, cache.member, due, cfg=cfg)
     cache.compact()

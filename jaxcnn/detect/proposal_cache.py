@@ -67,14 +67,24 @@ def _check_manifest(out_dir: str, manifest: dict) -> None:
 
 
 def compute_proposals(
-    source, out_dir: str, cfg: ss.SearchConfig, *, workers: int = 2, chunk: int = 16,
+    source,
+    out_dir: str,
+    cfg: ss.SearchConfig,
+    *,
+    workers: int = 2,
+    chunk: int = 16,
     progress: Callable[[str], None] | None = None,
-) -> list[np.ndarray]:  # fmt: skip
+) -> list[np.ndarray]:
     """Proposals of every image of `source` (module docstring); returns them in image order."""
     n = len(source)
     config = json.loads(json.dumps(cfg.to_dict()))  # tuples as JSON lists, as when read back
-    manifest = {"version": VERSION, "config": config, "source": repr(source),
-                "num_images": n, "complete": False}  # fmt: skip
+    manifest = {
+        "version": VERSION,
+        "config": config,
+        "source": repr(source),
+        "num_images": n,
+        "complete": False,
+    }
     os.makedirs(os.path.join(out_dir, "boxes"), exist_ok=True)
     _check_manifest(out_dir, manifest)
     todo = [i for i in range(n) if not os.path.exists(_path(out_dir, i))]

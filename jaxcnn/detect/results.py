@@ -39,8 +39,14 @@ def write_tables(table: dict, prefix: str) -> list[str]:
         w = csv.writer(f)
         w.writerow(["class", "AP", "method", "iou_threshold"])
         for name in names:
-            w.writerow([name, f"{100 * table['per_class'][name]:.1f}", table["method"],
-                        table["iou_threshold"]])  # fmt: skip
+            w.writerow(
+                [
+                    name,
+                    f"{100 * table['per_class'][name]:.1f}",
+                    table["method"],
+                    table["iou_threshold"],
+                ]
+            )
         w.writerow(["mAP", f"{100 * table['mAP']:.1f}", table["method"], table["iou_threshold"]])
     with open(paths[2], "w") as f:
         f.write(markdown(table) + "\n")
@@ -108,10 +114,20 @@ def plot_top_detections(images, detections, class_names, path: str, *, per_image
         for r, (c, score, (x1, y1, x2, y2)) in enumerate(dets[:per_image]):
             col = colours[r % len(colours)]
             # Pixel j (1-based) covers [j - 1.5, j - 0.5] in imshow's 0-based centred axes.
-            ax.add_patch(plt.Rectangle((x1 - 1.5, y1 - 1.5), x2 - x1 + 1, y2 - y1 + 1,
-                                       fill=False, lw=1.2, ec=col))  # fmt: skip
-            ax.text(x1 - 1.5, y1 - 2, f"{class_names[c]} {score:.2f}", fontsize=5, color=col,
-                    va="bottom", bbox=dict(fc="white", alpha=0.6, lw=0, pad=0.5))  # fmt: skip
+            ax.add_patch(
+                plt.Rectangle(
+                    (x1 - 1.5, y1 - 1.5), x2 - x1 + 1, y2 - y1 + 1, fill=False, lw=1.2, ec=col
+                )
+            )
+            ax.text(
+                x1 - 1.5,
+                y1 - 2,
+                f"{class_names[c]} {score:.2f}",
+                fontsize=5,
+                color=col,
+                va="bottom",
+                bbox=dict(fc="white", alpha=0.6, lw=0, pad=0.5),
+            )
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()

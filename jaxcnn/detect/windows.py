@@ -57,9 +57,14 @@ def window_set(entries: Sequence[roidb.Entry], *, fg_threshold: float = 0.5) -> 
 
 
 def sample_batch(
-    foreground_F: np.ndarray, background_B: np.ndarray, *, seed: int, batch: int,
-    num_fg: int = 32, num_bg: int = 96,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    foreground_F: np.ndarray,
+    background_B: np.ndarray,
+    *,
+    seed: int,
+    batch: int,
+    num_fg: int = 32,
+    num_bg: int = 96,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(window indices [num_fg + num_bg], mirror flags)`` of batch number `batch`: foreground
     first, each drawn uniformly with replacement from its pool (module docstring)."""
     if len(foreground_F) == 0 or len(background_B) == 0:
@@ -83,16 +88,22 @@ class WarpSpec:
 
 
 def warp_windows(
-    image_of: Callable[[int], np.ndarray], windows: WindowSet, idx_B: np.ndarray,
-    spec: WarpSpec, mirror_B: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
+    image_of: Callable[[int], np.ndarray],
+    windows: WindowSet,
+    idx_B: np.ndarray,
+    spec: WarpSpec,
+    mirror_B: np.ndarray | None = None,
+) -> np.ndarray:
     """float32 [B, O, O, 3]: the windows `idx_B` warped (and mirrored where `mirror_B`)."""
     out = np.empty((len(idx_B), spec.out_size, spec.out_size, 3), np.float32)
     for j, w in enumerate(idx_B):
         crop = box_ops.warp_pixel_box(
-            image_of(int(windows.image[w])), windows.boxes[w], spec.mean_OxOx3,
-            out_size=spec.out_size, pad=spec.pad,
-        )  # fmt: skip
+            image_of(int(windows.image[w])),
+            windows.boxes[w],
+            spec.mean_OxOx3,
+            out_size=spec.out_size,
+            pad=spec.pad,
+        )
         out[j] = crop[:, ::-1] if mirror_B is not None and mirror_B[j] else crop
     return out
 
@@ -111,9 +122,15 @@ class WindowIterator:
     """Infinite 32/96 training batches ``{'image', 'label'}`` (module docstring)."""
 
     def __init__(
-        self, image_of, windows: WindowSet, spec: WarpSpec, *, seed: int, num_fg: int = 32,
+        self,
+        image_of,
+        windows: WindowSet,
+        spec: WarpSpec,
+        *,
+        seed: int,
+        num_fg: int = 32,
         num_bg: int = 96,
-    ):  # fmt: skip
+    ):
         self.image_of, self.windows, self.spec = image_of, windows, spec
         self.seed, self.num_fg, self.num_bg = seed, num_fg, num_bg
         self.fg, self.bg = windows.foreground, windows.background
@@ -124,9 +141,13 @@ class WindowIterator:
 
     def __next__(self) -> dict:
         idx, mirror = sample_batch(
-            self.fg, self.bg, seed=self.seed, batch=self.batch, num_fg=self.num_fg,
+            self.fg,
+            self.bg,
+            seed=self.seed,
+            batch=self.batch,
+            num_fg=self.num_fg,
             num_bg=self.num_bg,
-        )  # fmt: skip
+        )
         self.batch += 1
         images = warp_windows(self.image_of, self.windows, idx, self.spec, mirror)
         return {"image": images, "label": self.windows.labels[idx].astype(np.int32)}
@@ -138,8 +159,9 @@ class WindowIterator:
         self.batch = int(state["batch"])
 
 
-def eval_batches(image_of, windows: WindowSet, spec: WarpSpec, *, batch_size: int, count: int,
-                 seed: int = 0):  # fmt: skip
+def eval_batches(
+    image_of, windows: WindowSet, spec: WarpSpec, *, batch_size: int, count: int, seed: int = 0
+):
     """A callable giving one ordered pass over `count` windows of an evaluation split, a fixed
     draw of a quarter foreground and three quarters background (the training mix), in batches
     with ``mask`` (the last one padded)."""

@@ -107,8 +107,15 @@ def test_kernels_under_jit():
     det_image, det_boxes, det_scores = _case()
     rows, gt_b, gt_d, gt_v = ap._pack_ground_truth(GT_IMAGE, GT_BOXES, GT_DIFFICULT, det_image)
     match = jax.jit(lambda *a: ap.match_detections(*a, iou_threshold=0.5))
-    order, tp, fp = match(rows, det_boxes.astype(np.float32), det_scores.astype(np.float32),
-                          np.ones(5, bool), gt_b, gt_d, gt_v)  # fmt: skip
+    order, tp, fp = match(
+        rows,
+        det_boxes.astype(np.float32),
+        det_scores.astype(np.float32),
+        np.ones(5, bool),
+        gt_b,
+        gt_d,
+        gt_v,
+    )
     np.testing.assert_array_equal(np.asarray(order), np.arange(5))
     np.testing.assert_array_equal(np.asarray(tp), [1, 0, 0, 0, 1])
     np.testing.assert_array_equal(np.asarray(fp), [0, 1, 0, 1, 0])

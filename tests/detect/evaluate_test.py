@@ -17,8 +17,9 @@ def _image(rng, b):
 def test_detect_matches_topk_then_literal_nms():
     rng = np.random.default_rng(0)
     images = [_image(rng, b) for b in (30, 5, 17)]
-    dets = evaluate.detect([s for s, _ in images], [b for _, b in images], top_k=10,
-                           iou_threshold=0.3, chunk=2)  # fmt: skip
+    dets = evaluate.detect(
+        [s for s, _ in images], [b for _, b in images], top_k=10, iou_threshold=0.3, chunk=2
+    )
     for c in range(3):
         for i, (s, b) in enumerate(images):
             top = np.argsort(-s[:, c], kind="stable")[:10]
@@ -31,11 +32,11 @@ def test_detect_matches_topk_then_literal_nms():
 
 def test_evaluate_and_result_files(tmp_path):
     gt = [
-        roidb.GroundTruth("a", 50, 50, np.array([[1, 1, 10, 10]]), np.array([0]),
-                          np.array([False])),
-        roidb.GroundTruth("b", 50, 50, np.array([[5, 5, 20, 20]]), np.array([1]),
-                          np.array([True])),
-    ]  # fmt: skip
+        roidb.GroundTruth(
+            "a", 50, 50, np.array([[1, 1, 10, 10]]), np.array([0]), np.array([False])
+        ),
+        roidb.GroundTruth("b", 50, 50, np.array([[5, 5, 20, 20]]), np.array([1]), np.array([True])),
+    ]
     dets = evaluate.Detections(
         image=[np.array([0, 1]), np.zeros(0, int)],
         boxes=[np.array([[1, 1, 10, 10], [1, 1, 10, 10]], np.float32), np.zeros((0, 4))],
@@ -45,8 +46,9 @@ def test_evaluate_and_result_files(tmp_path):
     # Class 0: FP (image 1) then TP: precision 1/2 at recall 1 -> AP 0.5. Class 1: only a
     # difficult box -> no positives -> NaN.
     assert aps[0] == pytest.approx(0.5) and np.isnan(aps[1])
-    table = results.ap_table(["disc", "star"], aps, method="voc07", iou_threshold=0.5,
-                             meta={"layer": "fc7"})  # fmt: skip
+    table = results.ap_table(
+        ["disc", "star"], aps, method="voc07", iou_threshold=0.5, meta={"layer": "fc7"}
+    )
     assert table["mAP"] == pytest.approx(0.5)
     paths = results.write_tables(table, str(tmp_path / "ap"))
     assert json.load(open(paths[0]))["per_class"]["disc"] == pytest.approx(0.5)
@@ -55,6 +57,7 @@ def test_evaluate_and_result_files(tmp_path):
     assert "| disc | star | mAP |" in open(paths[2]).read()
     png = results.plot_pr_curves(curves, ["disc", "star"], aps, str(tmp_path / "pr.png"))
     img = np.zeros((50, 50, 3), np.uint8)
-    top = results.plot_top_detections([img, img], [[(0, 0.9, (1, 1, 10, 10))], []], ["disc"],
-                                      str(tmp_path / "top.png"))  # fmt: skip
+    top = results.plot_top_detections(
+        [img, img], [[(0, 0.9, (1, 1, 10, 10))], []], ["disc"], str(tmp_path / "top.png")
+    )
     assert all((tmp_path / p).stat().st_size > 1000 for p in (png, top))

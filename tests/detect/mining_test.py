@@ -38,8 +38,11 @@ def _entry(gt_label, overlap):
 def _tiny_run(limit):
     # One class, one feature; the fake solver always returns w = 1, b = 0, so a box's score
     # is its feature and the cache rules can be followed by hand.
-    feats = [np.array([5.0, -1.1, -1.3, 0.2]), np.array([-1.00005, -1.0002, -1.5, 3.0]),
-             np.array([-0.9, 0.0])]  # fmt: skip
+    feats = [
+        np.array([5.0, -1.1, -1.3, 0.2]),
+        np.array([-1.00005, -1.0002, -1.5, 3.0]),
+        np.array([-0.9, 0.0]),
+    ]
     entries = [_entry([0], [1.0, 0.0, 0.1, 0.6]), _entry([], [0, 0, 0, 0]), _entry([], [0, 0])]
     calls = []
 
@@ -48,8 +51,9 @@ def _tiny_run(limit):
         return np.ones_like(w), np.zeros_like(b)
 
     cfg = mining.MiningConfig(retrain_limit=limit)
-    det = mining.train_detectors(lambda i: feats[i][:, None], entries, scale=1.0, cfg=cfg,
-                                 solve=solve)  # fmt: skip
+    det = mining.train_detectors(
+        lambda i: feats[i][:, None], entries, scale=1.0, cfg=cfg, solve=solve
+    )
     return calls, det
 
 

@@ -16,8 +16,11 @@ def _cell(items):
 
 def test_reads_rcnn_layout(tmp_path):
     # R-CNN's files: 'images' a cell of ids, 'boxes' a cell of K x 4 [y1 x1 y2 x2] (1-based).
-    yxyx = [np.array([[2.0, 1.0, 10.0, 20.0], [5.0, 6.0, 7.0, 8.0]]), np.zeros((0, 4)),
-            np.array([[1.0, 1.0, 375.0, 500.0]])]  # fmt: skip
+    yxyx = [
+        np.array([[2.0, 1.0, 10.0, 20.0], [5.0, 6.0, 7.0, 8.0]]),
+        np.zeros((0, 4)),
+        np.array([[1.0, 1.0, 375.0, 500.0]]),
+    ]
     path = tmp_path / "voc_2007_test.mat"
     scipy.io.savemat(path, {"images": _cell(["000001", "000002", "000004"]), "boxes": _cell(yxyx)})
     ids, boxes = proposals.load_rcnn_proposals(path)

@@ -7,10 +7,13 @@ from jaxcnn.detect import roidb
 
 def _gt():
     return roidb.GroundTruth(
-        image_id="x", height=40, width=40,
-        boxes=np.array([[1, 1, 10, 10], [21, 1, 30, 10]]), labels=np.array([2, 0]),
+        image_id="x",
+        height=40,
+        width=40,
+        boxes=np.array([[1, 1, 10, 10], [21, 1, 30, 10]]),
+        labels=np.array([2, 0]),
         difficult=np.array([False, True]),
-    )  # fmt: skip
+    )
 
 
 def test_entry_and_window_labels_by_hand():

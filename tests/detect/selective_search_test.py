@@ -55,15 +55,17 @@ class _Source:
 def test_cache_manifest_and_resume(tmp_path):
     cfg = ss.SearchConfig(im_width=0, max_boxes=20)
     lines = []
-    out = proposal_cache.compute_proposals(_Source(3), str(tmp_path), cfg, workers=1, chunk=2,
-                                           progress=lines.append)  # fmt: skip
+    out = proposal_cache.compute_proposals(
+        _Source(3), str(tmp_path), cfg, workers=1, chunk=2, progress=lines.append
+    )
     assert len(out) == 3 and lines[-1].startswith("proposals 3/3 images")
     manifest = json.load(open(tmp_path / "manifest.json"))
     assert manifest["complete"] and manifest["config"]["max_boxes"] == 20
     os.remove(tmp_path / "boxes" / "0000001.npy")
     lines.clear()
-    again = proposal_cache.compute_proposals(_Source(3), str(tmp_path), cfg, workers=1,
-                                             progress=lines.append)  # fmt: skip
+    again = proposal_cache.compute_proposals(
+        _Source(3), str(tmp_path), cfg, workers=1, progress=lines.append
+    )
     assert lines == [lines[0]] and lines[0].startswith("proposals 3/3")  # one image redone
     for a, b in zip(out, again, strict=True):
         np.testing.assert_array_equal(a, b)

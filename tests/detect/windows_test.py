@@ -39,8 +39,9 @@ def test_sample_batch_mix_and_uniformity():
 def test_window_set_from_entries():
     from jaxcnn.detect import roidb
 
-    gt = roidb.GroundTruth("a", 30, 30, np.array([[1, 1, 10, 10]]), np.array([1]),
-                           np.array([False]))  # fmt: skip
+    gt = roidb.GroundTruth(
+        "a", 30, 30, np.array([[1, 1, 10, 10]]), np.array([1]), np.array([False])
+    )
     e = roidb.make_entry(gt, np.array([[1, 1, 10, 11], [20, 20, 25, 25]]), num_classes=2)
     ws = windows.window_set([e, e])
     np.testing.assert_array_equal(ws.labels, [2, 2, 0] * 2)
