@@ -115,3 +115,20 @@ def nms_literal(boxes, scores, *, iou_threshold):
                 rest.append(j)
         order = rest
     return np.asarray(keep, np.int64)
+
+
+def nms_numpy(boxes, scores, *, iou_threshold):
+    """R-CNN's ``nms.m`` as written in MATLAB: one iteration per kept box, vector operations
+    over the remaining ones (what a numpy user would run; ties: input order)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]) + 1
+        ih = np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]) + 1
+        inter = np.maximum(0.0, iw) * np.maximum(0.0, ih)
+        order = rest[inter / (area[i] + area[rest] - inter) <= iou_threshold]
+    return np.asarray(keep, np.int64)

@@ -114,9 +114,10 @@ class Cache:
 
 
 def _bucket(n: int) -> int:
-    """Padded row count: a multiple of 1/8 of the next power of two, so few shapes compile."""
-    p = 1 << max(3, (max(n, 1) - 1).bit_length())
-    return int(-(-n // (p // 8)) * (p // 8)) if n > 8 else 8
+    """Padded row count, 2^k or 1.5 * 2^k (>= 64): few distinct shapes, so few compilations
+    of the solver as the caches grow and shrink, at most 1.5x padding."""
+    p = 1 << max(6, (max(n, 1) - 1).bit_length())  # smallest power of two >= n
+    return p * 3 // 4 if n <= p * 3 // 4 and p >= 128 else p
 
 
 def _design(pos_x, pos_y, cache: Cache, due_K, cfg: MiningConfig):
@@ -147,14 +148,14 @@ def jax_solver(cfg: MiningConfig, options: svm.SolverOptions = svm.DEFAULT_OPTIO
 
 def liblinear_solver(cfg: MiningConfig, *, tol: float = 1e-4, max_iter: int = 10_000):
     """R-CNN's objective (hinge, ``-s 3``) with scikit-learn's LinearSVC, one class at a time
-    (classes with no weighted example keep their detector)."""
+    (a class without both positive and negative examples keeps its detector)."""
     from sklearn.svm import LinearSVC  # optional comparison path
 
     def solve(x, y, cost, w, b):
         w, b = w.copy(), b.copy()
         for c in range(y.shape[1]):
             rows = cost[:, c] > 0
-            if not rows.any():
+            if len(np.unique(y[rows, c])) < 2:  # liblinear needs both labels
                 continue
             clf = LinearSVC(
                 loss="hinge",

@@ -76,3 +76,11 @@ def test_public_contract_names():
 
     assert detect.nms is nms.nms
     assert callable(detect.detection_ap) and callable(detect.load_rcnn_proposals)
+
+
+def test_numpy_port_agrees_with_the_literal_loop():
+    rng = np.random.default_rng(11)
+    b, s = _random_boxes(rng, 50), np.round(rng.random(50), 1)
+    np.testing.assert_array_equal(
+        devkit.nms_numpy(b, s, iou_threshold=0.3), devkit.nms_literal(b, s, iou_threshold=0.3)
+    )
