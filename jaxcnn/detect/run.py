@@ -8,7 +8,8 @@ of both splits, then for every requested layer (and conv5 ablation) trains the d
 hard-negative mining, detects on the test split and writes per-class APs (JSON, CSV, Markdown)
 and precision-recall curves; the fc7 (or last requested) layer of each network also gets a
 figure of test images with their top detections. Every stage is cached under ``out_dir``
-(proposals, fine-tuning runs, pool5, result tables), so a rerun skips what is finished.
+(proposals, fine-tuning runs, pool5, result tables), so a rerun skips what is finished; use one
+``out_dir`` per source run (its snapshots are told apart by `network_name`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class FinetuneSpec:
     seed: int = 0
 
 
+def network_name(regime: str, source_step: int) -> str:
+    """The folder and table name of a network: the regime, plus the source snapshot's step
+    when one is named (Table 4 runs several snapshots into one out_dir)."""
+    return regime if source_step < 0 else f"{regime}-step{source_step}"
+
+
 def _model_meta(run_dir: str, step: int | None) -> dict:
     return checkpoints.restore_meta(run_dir, step)["model"]
 
@@ -81,7 +88,7 @@ def finetune_network(regime, source_run, source_step, train, test, wspec, fspec,
         checkpoint_every=max(1, min(1000, fspec.steps)),
         log_every=max(1, fspec.steps // 5),
     )
-    run_dir = os.path.join(out_dir, f"finetune-{regime}-{train.key}")
+    run_dir = os.path.join(out_dir, f"finetune-{network_name(regime, source_step)}-{train.key}")
     ws = windows_lib.window_set(train.entries)
     image_of = windows_lib.cached_images(train.source)
     data = windows_lib.WindowIterator(
@@ -242,7 +249,8 @@ def run_detection(
                 ),
                 -1,
             )
-        rows += detect_with_network(regime, run_dir, step, train, test, dspec, wspec, out_dir, log)
+        name = network_name(regime, source_step)
+        rows += detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir, log)
     write_summary(rows, out_dir, train, test)
     return rows
 
