@@ -48,6 +48,7 @@ flags.DEFINE_float("head_lr_mult", 10.0, "lr multiplier of the new layer (bias: 
 # Detectors and evaluation.
 flags.DEFINE_list("layers", ["conv5", "fc6", "fc7"], "Feature layers.")
 flags.DEFINE_list("conv5_ablations", ["none"], "conv5: none, binarize, sp-max, sp-shuffle, ...")
+flags.DEFINE_list("ablation_networks", ["ft"], "Networks whose conv5 gets the ablations.")
 flags.DEFINE_float("svm_C", 0.001, "SVM C (R-CNN 0.001).")
 flags.DEFINE_enum("ap_method", "voc07", ["voc07", "voc12"], "AP: 11-point or envelope.")
 flags.DEFINE_integer("batch_size", 256, "Feature extraction batch.")
@@ -73,6 +74,7 @@ def main(argv):
     detectors = run.DetectorSpec(
         layers=tuple(FLAGS.layers),
         conv5_ablations=tuple(FLAGS.conv5_ablations),
+        ablation_networks=tuple(FLAGS.ablation_networks),
         mining=mining.MiningConfig(C=FLAGS.svm_C),
         method=FLAGS.ap_method,
         batch_size=FLAGS.batch_size,

@@ -120,20 +120,39 @@ def _bucket(n: int) -> int:
     return p * 3 // 4 if n <= p * 3 // 4 and p >= 128 else p
 
 
-def _design(pos_x, pos_y, cache: Cache, due_K, cfg: MiningConfig):
-    """Padded X [N, D], y [N, K] and loss weights [N, K] for the due classes."""
-    k = cache.member.shape[1]
-    x = np.concatenate([pos_x, cache.features]).astype(np.float32)
-    is_pos_PxK = pos_y[:, None] == np.arange(k)[None, :]
-    y = np.concatenate([np.where(is_pos_PxK, 1.0, -1.0), -np.ones(cache.member.shape)])
-    cost = np.concatenate([is_pos_PxK * cfg.C * cfg.positive_weight, cache.member * cfg.C])
-    cost = cost * due_K[None, :]
+def _design(pos_x, pos_y, cache: Cache, classes, num_cols: int, cfg: MiningConfig):
+    """Padded X [N, D], y [N, num_cols] and loss weights for the columns `classes` (padding
+    columns weigh nothing): only the rows some of these classes use (their positives and the
+    union of their caches), so a single due class costs its own examples, not every cache."""
+    classes = np.asarray(classes, np.int64)
+    pos = np.isin(pos_y, classes)
+    neg = cache.member[:, classes].any(axis=1)
+    x = np.concatenate([pos_x[pos], cache.features[neg]]).astype(np.float32)
+    col = np.full(num_cols, -1, np.int64)
+    col[: len(classes)] = classes
+    is_pos = pos_y[pos][:, None] == col[None, :]
+    member = np.concatenate([cache.member[neg], np.zeros((int(neg.sum()), 1), bool)], axis=1)
+    in_cache = member[:, col]  # column -1 picks the all-false padding column
+    y = np.concatenate([np.where(is_pos, 1.0, -1.0), -np.ones(in_cache.shape)])
+    cost = np.concatenate([is_pos * cfg.C * cfg.positive_weight, in_cache * cfg.C])
     n = _bucket(len(x))
     pad = lambda a: np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])
     return pad(x), pad(y).astype(np.float32), pad(cost).astype(np.float32)
 
 
-def jax_solver(cfg: MiningConfig, options: svm.SolverOptions = svm.DEFAULT_OPTIONS):
+def _num_cols(n: int, k: int) -> int:
+    """Columns solved at once: always K. A matrix product with K columns costs little more
+    than with one (reading X dominates), and one column count means few compiled shapes."""
+    del n
+    return k
+
+
+# R-CNN's liblinear runs its dual solver at its default tolerance (eps 0.1); Newton-CG on the
+# squared hinge is stopped correspondingly early (`jaxcnn.svm.SolverOptions`).
+MINING_OPTIONS = svm.SolverOptions(gtol=1e-3, ftol=1e-3, max_newton=30, max_cg=200, cg_rtol=0.1)
+
+
+def jax_solver(cfg: MiningConfig, options: svm.SolverOptions = MINING_OPTIONS):
     """``solve(x, y, cost, w_DxK, b_K) -> (w, b)``: all columns at once, squared hinge."""
     s = cfg.bias_multiplier
 
@@ -234,10 +253,13 @@ def train_detectors(
 
 
 def _retrain(det, cache, pos_x, pos_y, due, solve, cfg, *, image):
-    x, y, cost = _design(pos_x, pos_y, cache, due, cfg)
-    w0 = np.where(due[None, :], det.w, 0.0).astype(np.float32)
-    w, b = solve(x, y, cost, w0, np.where(due, det.b, 0.0).astype(np.float32))
-    det.w[:, due], det.b[due] = w[:, due], b[due]
+    classes = np.nonzero(due)[0]
+    cols = _num_cols(len(classes), len(due))
+    x, y, cost = _design(pos_x, pos_y, cache, classes, cols, cfg)
+    w0, b0 = np.zeros((det.w.shape[0], cols), np.float32), np.zeros(cols, np.float32)
+    w0[:, : len(classes)], b0[: len(classes)] = det.w[:, classes], det.b[classes]
+    w, b = solve(x, y, cost, w0, b0)
+    det.w[:, classes], det.b[classes] = w[:, : len(classes)], b[: len(classes)]
     cache.num_added[due] = 0
     z_pos = pos_x @ det.w + det.b
     z_neg = cache.features @ det.w + det.b

@@ -33,6 +33,7 @@ REGIMES = ("none", "ft", "fc-ft", "scratch")
 class DetectorSpec:
     layers: tuple[str, ...] = ("conv5", "fc6", "fc7")
     conv5_ablations: tuple[str, ...] = ("none",)  # Table 8: none, binarize, sp-max, ...
+    ablation_networks: tuple[str, ...] = ("ft",)  # networks that get them (Table 8: ft)
     mining: mining.MiningConfig = mining.MiningConfig()
     scale_sample: int = 5000  # training windows measured for the mean feature norm
     method: str = "voc07"
@@ -139,7 +140,8 @@ def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_
     rows, names = [], list(train.source.class_names)
     combos = [(layer, "none") for layer in spec.layers if layer != "conv5"]
     if "conv5" in spec.layers:
-        combos = [("conv5", a) for a in spec.conv5_ablations] + combos
+        ablated = name.split("-step")[0] in spec.ablation_networks
+        combos = [("conv5", a) for a in (spec.conv5_ablations if ablated else ("none",))] + combos
     for layer, ablation in combos:
         prefix = os.path.join(out_dir, f"ap-{layer}-{ablation}")
         if os.path.exists(prefix + ".json"):

@@ -83,16 +83,19 @@ def test_jax_solver_solves_due_columns_like_fit_linear_svm():
     pos_x, pos_y = x[:30] + 1.0, labels[:30]
     cache = mining.Cache.empty(d, k)
     cache.add(0, x[30:], rng.random((n - 30, k)) < 0.7)
-    due = np.array([True, False, True])
-    xs, y, cost = mining._design(pos_x, pos_y, cache, due, CFG)
+    # Classes 0 and 2 due, padded to 4 columns (the last two weigh nothing).
+    xs, y, cost = mining._design(pos_x, pos_y, cache, [0, 2], 4, CFG)
+    assert not cost[:, 2:].any()
     w, b = mining.jax_solver(CFG)(
-        xs, y, cost, np.zeros((d, k), np.float32), np.zeros(k, np.float32)
+        xs, y, cost, np.zeros((d, 4), np.float32), np.zeros(4, np.float32)
     )
-    assert np.all(w[:, 1] == 0) and b[1] == 0  # not due: untouched problem (weight 0)
-    for c in (0, 2):
-        rows = cost[:, c] > 0
+    assert np.all(w[:, 2:] == 0) and np.all(b[2:] == 0)  # weight-0 problems stay at 0
+    for j, c in enumerate((0, 2)):
+        rows = cost[:, j] > 0
+        # The rows class c uses: its positives and its cached negatives.
+        assert rows.sum() == (pos_y == c).sum() + cache.member[:, c].sum()
         w_ref, b_ref = svm.fit_linear_svm(
-            xs[rows], y[rows, c], C=CFG.C, positive_weight=2.0, intercept_scaling=10.0
+            xs[rows], y[rows, j], C=CFG.C, positive_weight=2.0, intercept_scaling=10.0
         )
-        got, want = xs[rows] @ w[:, c] + b[c], xs[rows] @ np.asarray(w_ref) + float(b_ref)
+        got, want = xs[rows] @ w[:, j] + b[j], xs[rows] @ np.asarray(w_ref) + float(b_ref)
         np.testing.assert_allclose(got, want, atol=1e-3 * np.abs(want).max())
