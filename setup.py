@@ -29,5 +29,8 @@ setuptools.setup(
         "test": ["pytest>=8.0", "ruff>=0.5"],
         # PyTorch is the peer the network benchmark is timed against.
         "bench": ["torch>=2.0"],
+        # Selective-search proposals for detection (jaxcnn.detect.selective_search):
+        # OpenCV's contrib implementation of Uijlings et al.
+        "detect": ["opencv-contrib-python-headless>=4.8"],
     },
 )

@@ -1,0 +1,282 @@
+"""The detection experiment: fine-tune on windows, cache pool5, mine and train detectors, test.
+
+`run_detection` is the one function `experiments/detect.py` (and the study) calls. For a
+source network (a pre-training run at any checkpointed step) and each requested regime --
+``none`` (the source network itself, R-CNN "without fine-tuning"), ``ft``, ``fc-ft``,
+``scratch`` (`jaxcnn.detect.window_finetune`) -- it stores the network's pool5 of every window
+of both splits, then for every requested layer (and conv5 ablation) trains the detectors with
+hard-negative mining, detects on the test split and writes per-class APs (JSON, CSV, Markdown)
+and precision-recall curves; the fc7 (or last requested) layer of each network also gets a
+figure of test images with their top detections. Every stage is cached under ``out_dir``
+(proposals, fine-tuning runs, pool5, result tables), so a rerun skips what is finished; use one
+``out_dir`` per source run (its snapshots are told apart by `network_name`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from jaxcnn import checkpoints, trainer
+from jaxcnn.detect import data as data_lib
+from jaxcnn.detect import evaluate, mining, results, roidb, window_features, window_finetune
+from jaxcnn.detect import windows as windows_lib
+
+REGIMES = ("none", "ft", "fc-ft", "scratch")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorSpec:
+    layers: tuple[str, ...] = ("conv5", "fc6", "fc7")
+    conv5_ablations: tuple[str, ...] = ("none",)  # Table 8: none, binarize, sp-max, ...
+    ablation_networks: tuple[str, ...] = ("ft",)  # networks that get them (Table 8: ft)
+    mining: mining.MiningConfig = mining.MiningConfig()
+    scale_sample: int = 5000  # training windows measured for the mean feature norm
+    method: str = "voc07"
+    top_k: int = 100
+    nms_threshold: float = 0.3
+    batch_size: int = 256
+    figure_images: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSpec:
+    steps: int = 300
+    scratch_steps: int = 600
+    batch_size: int = 128
+    fg_per_batch: int = 32
+    base_lr: float = 0.001
+    scratch_lr: float = 0.01
+    lr_step: int = 20_000
+    head_lr_mult: float = 10.0
+    eval_windows: int = 1024
+    seed: int = 0
+
+
+def network_name(regime: str, source_step: int) -> str:
+    """The folder and table name of a network: the regime, plus the source snapshot's step
+    when one is named (Table 4 runs several snapshots into one out_dir)."""
+    return regime if source_step < 0 else f"{regime}-step{source_step}"
+
+
+def _model_meta(run_dir: str, step: int | None) -> dict:
+    return checkpoints.restore_meta(run_dir, step)["model"]
+
+
+def finetune_network(regime, source_run, source_step, train, test, wspec, fspec, out_dir, log):
+    """The run directory of `regime`'s window fine-tuning (trained or resumed here); it is
+    validated on a fixed draw of labelled test-split windows (a quarter foreground)."""
+    model = _model_meta(source_run, None if source_step < 0 else source_step)
+    scratch = regime == "scratch"
+    cfg = window_finetune.WindowTrainConfig(
+        num_classes=train.source.num_classes + 1,
+        num_steps=fspec.scratch_steps if scratch else fspec.steps,
+        batch_size=fspec.batch_size,
+        preset=model["preset"],
+        model_overrides=dict(model.get("overrides", {})),
+        compute_dtype=model.get("compute_dtype", "float32"),
+        regime=regime,
+        init_from="" if scratch else os.path.abspath(source_run),
+        init_step=source_step,
+        base_lr=fspec.scratch_lr if scratch else fspec.base_lr,
+        lr_step_size=fspec.lr_step,
+        head_lr_mult=fspec.head_lr_mult,
+        seed=fspec.seed,
+        checkpoint_every=max(1, min(1000, fspec.steps)),
+        log_every=max(1, fspec.steps // 5),
+    )
+    run_dir = os.path.join(out_dir, f"finetune-{network_name(regime, source_step)}-{train.key}")
+    ws = windows_lib.window_set(train.entries)
+    image_of = windows_lib.cached_images(train.source)
+    data = windows_lib.WindowIterator(
+        image_of,
+        ws,
+        wspec,
+        seed=fspec.seed,
+        num_fg=fspec.fg_per_batch,
+        num_bg=fspec.batch_size - fspec.fg_per_batch,
+    )
+    num_classes = train.source.num_classes
+    held_out = windows_lib.window_set(
+        [
+            roidb.make_entry(g, p, num_classes)
+            for g, p in zip(test.ground_truth, test.proposals, strict=True)
+        ]
+    )
+    evals = windows_lib.eval_batches(
+        windows_lib.cached_images(test.source),
+        held_out,
+        wspec,
+        batch_size=fspec.batch_size,
+        count=fspec.eval_windows,
+    )
+    summary = window_finetune.finetune_windows(cfg, run_dir, train_data=data, eval_data=evals)
+    val = summary["val"] or {}
+    log(f"fine-tuned {regime}: window top-1 {val.get('top1', float('nan')):.3f} ({run_dir})")
+    return run_dir
+
+
+def _figure(test, dets, class_names, path, n):
+    picks = list(range(min(n, len(test.ground_truth))))
+    per_image = []
+    for i in picks:
+        found = []
+        for c in range(len(class_names)):
+            at = dets.image[c] == i
+            found += [
+                (c, float(s), b) for s, b in zip(dets.scores[c][at], dets.boxes[c][at], strict=True)
+            ]
+        per_image.append(sorted(found, key=lambda d: -d[1]))
+    images = [test.source[i]["image"] for i in picks]
+    return results.plot_top_detections(images, per_image, class_names, path)
+
+
+def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_dir, log):
+    """Detectors of every requested layer / ablation of one network; result rows."""
+    rows, names = [], list(train.source.class_names)
+    combos = [(layer, "none") for layer in spec.layers if layer != "conv5"]
+    if "conv5" in spec.layers:
+        ablated = name.split("-step")[0] in spec.ablation_networks
+        combos = [("conv5", a) for a in (spec.conv5_ablations if ablated else ("none",))] + combos
+    for layer, ablation in combos:
+        prefix = os.path.join(out_dir, f"ap-{layer}-{ablation}")
+        if os.path.exists(prefix + ".json"):
+            with open(prefix + ".json") as f:
+                rows.append(json.load(f))
+            continue
+        start = time.perf_counter()
+        kw = dict(layer=layer, ablation=ablation)
+        train_view = window_features.LayerView(pool5["train"], train.counts, params, **kw)
+        test_view = window_features.LayerView(pool5["test"], test.counts, params, **kw)
+        rng = np.random.default_rng(0)
+        sample = rng.choice(len(train.entries), min(len(train.entries), 200), replace=False)
+        feats = np.concatenate([train_view(int(i)) for i in sample])
+        feats = feats[rng.permutation(len(feats))[: spec.scale_sample]]
+        det = mining.train_detectors(
+            train_view, train.entries, scale=mining.feature_scale(feats), cfg=spec.mining
+        )
+        scores = [det.scores(test_view(i)) for i in range(len(test.entries))]
+        dets = evaluate.detect(
+            scores,
+            [e.boxes for e in test.entries],
+            top_k=spec.top_k,
+            iou_threshold=spec.nms_threshold,
+        )
+        aps, curves = evaluate.evaluate(dets, test.ground_truth, method=spec.method)
+        meta = {
+            "network": name,
+            "layer": layer,
+            "ablation": ablation,
+            "seconds": time.perf_counter() - start,
+            "retrains": len(det.history),
+            "train_images": len(train.entries),
+            "test_images": len(test.entries),
+        }
+        table = results.ap_table(names, aps, method=spec.method, iou_threshold=0.5, meta=meta)
+        results.write_tables(table, prefix)
+        results.plot_pr_curves(
+            curves,
+            names,
+            aps,
+            prefix.replace("ap-", "pr-") + ".png",
+            title=f"{name} {layer} {ablation}",
+        )
+        if layer == combos[-1][0]:
+            _figure(
+                test, dets, names, os.path.join(out_dir, "top_detections.png"), spec.figure_images
+            )
+        log(f"{name} {layer} {ablation}: mAP {100 * table['mAP']:.1f} ({meta['seconds']:.0f} s)")
+        rows.append(table)
+    return rows
+
+
+def detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir, log):
+    """pool5 of both splits through `run_dir`'s network (cached), then `evaluate_features`."""
+    module = trainer.module_from_run(run_dir, None if step < 0 else step)
+    params = checkpoints.restore_params(run_dir, None if step < 0 else step)
+    net_dir = os.path.join(out_dir, name)
+    pool5 = {}
+    for part, split in (("train", train), ("test", test)):
+        start = time.perf_counter()
+        pool5[part] = window_features.extract_pool5(
+            module,
+            params,
+            windows_lib.cached_images(split.source),
+            [e.boxes for e in split.entries],
+            wspec,
+            os.path.join(net_dir, f"pool5-{part}-{split.key}"),
+            batch_size=dspec.batch_size,
+        )
+        rate = len(pool5[part]) / max(time.perf_counter() - start, 1e-9)
+        log(f"{name} pool5 {part}: {len(pool5[part])} windows ({rate:.0f} windows/s if new)")
+    return evaluate_features(name, params, pool5, train, test, dspec, net_dir, log)
+
+
+def run_detection(
+    spec: data_lib.DataSpec,
+    dspec: DetectorSpec,
+    fspec: FinetuneSpec,
+    out_dir: str,
+    *,
+    source_run: str,
+    source_step: int = -1,
+    regimes=REGIMES,
+    log=print,
+) -> list[dict]:
+    """The whole experiment (module docstring). Returns every result row (an `ap_table` each,
+    with network, layer, ablation) and writes ``summary.json`` / ``summary.md``."""
+    unknown = set(regimes) - set(REGIMES)
+    if unknown:
+        raise ValueError(f"unknown regimes {sorted(unknown)}; choose from {REGIMES}")
+    os.makedirs(out_dir, exist_ok=True)
+    train = data_lib.load_split(
+        spec, spec.train_split, spec.train_images, out_dir, train=True, log=log
+    )
+    test = data_lib.load_split(
+        spec, spec.test_split, spec.test_images, out_dir, train=False, log=log
+    )
+    wspec = data_lib.warp_spec(spec)
+    rows = []
+    for regime in regimes:
+        if regime == "none":
+            run_dir, step = source_run, source_step
+        else:
+            run_dir, step = (
+                finetune_network(
+                    regime, source_run, source_step, train, test, wspec, fspec, out_dir, log
+                ),
+                -1,
+            )
+        name = network_name(regime, source_step)
+        rows += detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir, log)
+    write_summary(rows, out_dir, train, test)
+    return rows
+
+
+def write_summary(rows, out_dir, train, test) -> None:
+    """``summary.json`` (every row) and ``summary.md`` (mAP per network x layer/ablation)."""
+    from jaxcnn.detect import proposals as proposals_lib
+
+    recall, per_image = proposals_lib.recall_at(
+        test.proposals, [g.boxes for g in test.ground_truth], iou=0.5
+    )
+    doc = {"rows": rows, "test_proposal_recall@0.5": recall, "test_boxes_per_image": per_image}
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    lines = [
+        f"Detection mAP (%), {rows[0]['method'] if rows else ''}; {len(train.entries)} training "
+        f"and {len(test.entries)} test images; proposals: recall@0.5 {100 * recall:.1f} % at "
+        f"{per_image:.0f} boxes per image.",
+        "",
+        "| network | layer | ablation | mAP |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['network']} | {r['layer']} | {r['ablation']} | {100 * r['mAP']:.1f} |" for r in rows
+    ]
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")

@@ -1,0 +1,78 @@
+"""Window fine-tuning for detection in the existing training harness (R-CNN's fine-tuning).
+
+The network gets a new classifier of classes + 1 outputs (0 = background) and trains on the
+32/96 window batches of `jaxcnn.detect.windows` with `jaxcnn.trainer.train`, in the harness's
+regimes (`jaxcnn.finetune`): ``ft`` (all layers from the source network except the new fc8),
+``fc-ft`` (conv1-conv5 frozen) and ``scratch`` (random initialisation), from any checkpointed
+step of a pre-training run. R-CNN's solver: lr 0.001, x 0.1 every 20,000 iterations, momentum
+0.9, weight decay 5e-4, batch 128; the new layer's learning-rate multipliers are 10 (weights)
+and 20 (biases), which `WindowTrainConfig` adds to Caffe's SGD (`head_lr_mult` times the
+usual 1 / 2). The new layer's initialisation is the network preset's classifier filler
+(CaffeNet: Gaussian std 0.01, R-CNN's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+
+from jaxcnn import optim, trainer
+from jaxcnn.train_config import TrainConfig
+
+HEAD = "fc8"
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowTrainConfig(TrainConfig):
+    """`TrainConfig` plus a learning-rate multiplier on the new classifier (R-CNN: 10)."""
+
+    head_lr_mult: float = 10.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WindowTrainConfig:
+        d = dict(d)
+        d["snapshot_steps"] = tuple(d.get("snapshot_steps", ()))
+        return cls(**d)
+
+    def optimizer(self, params: dict, trainable):
+        treedef = jax.tree_util.tree_structure({k: params[k] for k in trainable})
+        return _head_optimizer(
+            treedef,
+            self.base_lr,
+            self.lr_gamma,
+            self.lr_step_size,
+            self.momentum,
+            self.weight_decay,
+            self.bias_lr_mult,
+            self.bias_decay_mult,
+            self.head_lr_mult,
+        )
+
+
+@functools.cache
+def _head_optimizer(treedef, base_lr, gamma, step, momentum, decay, bias_lr, bias_decay, head):
+    """Caffe SGD whose fc8 blobs have lr_mult x `head` (cached: runs share compiled steps)."""
+    skeleton = jax.tree_util.tree_unflatten(treedef, [0.0] * treedef.num_leaves)
+    lr_mult, decay_mult = optim.caffe_multipliers(
+        skeleton, bias_lr_mult=bias_lr, bias_decay_mult=bias_decay
+    )
+    if HEAD in lr_mult:
+        lr_mult = {**lr_mult, HEAD: jax.tree_util.tree_map(lambda m: m * head, lr_mult[HEAD])}
+    return optim.caffe_sgd(
+        optim.step_schedule(base_lr, gamma=gamma, step_size=step),
+        momentum=momentum,
+        weight_decay=decay,
+        lr_mult=lr_mult,
+        decay_mult=decay_mult,
+    )
+
+
+def finetune_windows(
+    config: WindowTrainConfig, run_dir: str, *, train_data, eval_data=None, on_record=None
+) -> dict:
+    """Run (or resume) one window fine-tuning; `trainer.train`'s summary."""
+    return trainer.train(
+        config, run_dir, train_data=train_data, eval_data=eval_data, on_record=on_record
+    )

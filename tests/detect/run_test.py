@@ -1,0 +1,71 @@
+"""End-to-end smoke test of run_detection on tiny toyworld: proposals, pool5, mining, test,
+result files; a rerun is served from the caches."""
+
+import json
+import os
+
+import jax
+import pytest
+
+pytest.importorskip("cv2")
+
+from jaxcnn import checkpoints, finetune, models  # noqa: E402
+from jaxcnn.detect import data, mining, run  # noqa: E402
+from jaxcnn.detect import selective_search as ss  # noqa: E402
+
+TINY = dict(width=0.125, fc_width=32, input_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_scenes(tmp_path_factory):
+    from jaxcnn.data import prepare
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    prepare.prepare_toyworld(size="tiny", data_dir=str(data_dir), num_workers=1)
+    return str(data_dir)
+
+
+def test_run_detection_smoke(tmp_path, tiny_scenes):
+    src = tmp_path / "source"
+    module = models.from_preset("small", 7, **TINY)
+    meta = {"model": {"preset": "small", "num_classes": 7, "overrides": TINY}}
+    checkpoints.save_params(src, finetune.init_params(module, jax.random.key(0)), meta=meta)
+    spec = data.DataSpec(
+        dataset="toyworld/scenes_tiny",
+        data_dir=tiny_scenes,
+        train_images=8,
+        test_images=6,
+        crop=32,
+        search=ss.SearchConfig(im_width=0, max_boxes=12),
+        proposal_workers=1,
+    )
+    dspec = run.DetectorSpec(
+        layers=("conv5", "fc7"),
+        conv5_ablations=("sp-max",),
+        mining=mining.MiningConfig(retrain_limit=20),
+        figure_images=2,
+    )
+    fspec = run.FinetuneSpec(steps=2, batch_size=8, fg_per_batch=2, eval_windows=8)
+    out = tmp_path / "out"
+    lines = []
+    rows = run.run_detection(
+        spec, dspec, fspec, str(out), source_run=str(src), regimes=("ft",), log=lines.append
+    )
+    assert [(r["network"], r["layer"], r["ablation"]) for r in rows] == [
+        (n, layer, a) for n in ("ft",) for layer, a in (("conv5", "sp-max"), ("fc7", "none"))
+    ]
+    assert all(0 <= r["mAP"] <= 1 and r["method"] == "voc07" for r in rows)
+    for name in (
+        "ap-fc7-none.json",
+        "ap-fc7-none.csv",
+        "ap-fc7-none.md",
+        "pr-fc7-none.png",
+        "top_detections.png",
+    ):
+        assert os.path.getsize(out / "ft" / name) > 0
+    summary = json.load(open(out / "summary.json"))
+    assert 0 <= summary["test_proposal_recall@0.5"] <= 1
+    again = run.run_detection(
+        spec, dspec, fspec, str(out), source_run=str(src), regimes=("ft",), log=lines.append
+    )
+    assert [r["mAP"] for r in again] == [r["mAP"] for r in rows]
