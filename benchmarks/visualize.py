@@ -73,7 +73,7 @@ def torch_caffenet(config, params):
     dense += [nn.Linear(config.fcs[0].features, config.fcs[1].features)]
     dense += [nn.Linear(config.fcs[1].features, config.num_classes)]
     net = nn.Sequential(*layers, nn.Flatten(), dense[0], nn.ReLU(), dense[1], nn.ReLU(), dense[2])
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))  # noqa: E731
+    t = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731  (a writable copy)
     with torch.no_grad():
         for conv, name in zip(convs, models.CONV_NAMES, strict=True):
             conv.weight.copy_(t(np.transpose(params[name]["kernel"], (3, 2, 0, 1))))
