@@ -63,7 +63,7 @@ def top_per_layer(
     state = {name: topk.init_top(shapes[name][-1], k) for name in layers}
     for batch in images.batches():
         mask = np.asarray(batch["mask"], bool) & (np.asarray(batch["index"]) >= 0)
-        _, acts = forward(module, params, jnp.asarray(batch["image"]), layers=tuple(layers))
+        _, acts = forward(module, params, jnp.asarray(batch["image"]))  # one compile for all
         for name in layers:
             state[name] = topk.merge_top(
                 state[name], acts[name], jnp.asarray(batch["index"]), jnp.asarray(mask),
@@ -78,6 +78,7 @@ def top_per_layer(
 def _project_chunked(module, params, x, channel, yx, *, layer, rule, lrn, chunk=64):
     """`project_positions` in fixed-size chunks (one compiled shape; padding repeats row 0)."""
     out, n = [], x.shape[0]
+    chunk = min(chunk, n)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         pad = np.r_[np.arange(start, stop), np.zeros(chunk - (stop - start), int)]
