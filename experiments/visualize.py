@@ -39,6 +39,26 @@ flags.DEFINE_integer("num_candidates", 8, "conv-5 grandmother-cell candidates (0
 flags.DEFINE_integer("occlusion_images", 3, "Images in each occlusion figure.")
 flags.DEFINE_integer("seed", 0, "Seed of the random units.")
 flags.DEFINE_string("out_dir", None, "Output folder.", required=True)
+flags.DEFINE_string("readme_dir", "", "Also write the README's two small figures here.")
+
+
+def readme_figures(ft_run, images, source, chosen, captions):
+    """visualize-top9.png: four candidates of the fine-tuned network (or the run), and
+    visualize-occlusion.png: the pre-trained network on its own classes; small (dpi 70)."""
+    net = figures.load_network(ft_run or FLAGS.pre_run_dir)
+    tag = "ft" if ft_run else "pre"
+    picks = {"conv5": chosen["conv5"][:4]} if chosen else {"conv5": [0, 1, 2, 3]}
+    four = {"conv5": captions["conv5"][:4]} if captions else None
+    grid = figures.top_grids(net, figures.image_set(images), FLAGS.readme_dir, tag, picks,
+                             captions=four, dpi=70)  # fmt: skip
+    top9 = os.path.join(FLAGS.readme_dir, "visualize-top9.png")
+    os.replace(grid[f"top9-{tag}-conv5"], top9)
+    split = figures.image_set(source if source is not None else images)
+    occ = figures.occlusion_figure(
+        figures.load_network(FLAGS.pre_run_dir), split,
+        os.path.join(FLAGS.readme_dir, "visualize-occlusion.png"), tag="pre", dpi=70,
+    )  # fmt: skip
+    return {"readme-top9": top9, "readme-occlusion": occ}
 
 
 def main(argv):
@@ -66,6 +86,8 @@ def main(argv):
         source_images=source, units_by_layer=chosen, captions=captions,
         num_random=FLAGS.num_random, occlusion_count=FLAGS.occlusion_images, seed=FLAGS.seed,
     )  # fmt: skip
+    if FLAGS.readme_dir:
+        paths.update(readme_figures(ft_run, images, source, chosen, captions))
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     with open(os.path.join(FLAGS.out_dir, "figures.json"), "w") as f:
         json.dump(paths, f, indent=1)

@@ -22,6 +22,7 @@ from jaxcnn.feature_sets import FeatureSet, open_view
 from jaxcnn.visualize import occlusion, plots, projection, units
 
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+NAMES = {"pre": "pre-trained", "ft": "fine-tuned"}
 
 
 def load_network(run_dir: str, step: int | None = None):
@@ -88,8 +89,11 @@ def grandmother_candidates(net, images: units.ImageSet, *, layer="conv5", max_un
     return grandmother_units(ap, images.class_names, max_units=max_units)
 
 
-def top_grids(net, images, out_dir, tag, picks, *, captions=None, k=9, rule="deconv", lrn="vjp"):
-    """Top-k grids of `picks` ({layer: channels}) for one network, one pass: {name: path}."""
+def top_grids(
+    net, images, out_dir, tag, picks, *, captions=None, k=9, rule="deconv", lrn="vjp", dpi=100
+):
+    """Top-k grids of `picks` ({layer: channels}) for one network, one pass: {name: path}
+    (files ``top<k>-<tag>-<layer>.png``)."""
     module, params = net
     tops = units.top_per_layer(module, params, images, layers=tuple(picks), k=k)
     out = {}
@@ -100,9 +104,27 @@ def top_grids(net, images, out_dir, tag, picks, *, captions=None, k=9, rule="dec
         name = f"top{k}-{tag}-{layer}"
         out[name] = plots.plot_top_patches(
             res, os.path.join(out_dir, name + ".png"), unit_labels=labels,
-            title=f"{tag}: top {k} of {layer} units ({rule} projection | its footprint | patch)",
+            title=f"{_title(tag)}: top {k} of {layer} units "
+            f"({rule} projection | its footprint | patch)", dpi=dpi,
         )  # fmt: skip
     return out
+
+
+def _title(tag: str) -> str:
+    net, _, rest = tag.partition("-")
+    return NAMES.get(net, net) + (f", {rest}" if rest else "")
+
+
+def occlusion_figure(net, images, path, *, tag, count=3, dpi=100):
+    """Fig. 7 for `count` images `net` classifies correctly (`pick_correct`); square side 1/4
+    of the input, stride 1/32 (64 px: 16 and 2)."""
+    size = net[0].config.input_size // 4
+    stride = max(1, net[0].config.input_size // 32)
+    rows = occlusion_rows(net, images, pick_correct(net, images, count), size=size, stride=stride)
+    title = (
+        f"{_title(tag)}: occlusion sensitivity (mean-coloured square {size} px, stride {stride})"
+    )
+    return plots.plot_occlusion(rows, path, title=title, dpi=dpi)
 
 
 def pick_correct(net, images: units.ImageSet, count: int, *, scan: int = 512) -> list[int]:
@@ -206,15 +228,9 @@ def report_figures(
         if units_by_layer:
             chosen = {layer: list(ch) for layer, ch in units_by_layer.items()}
             out.update(top_grids(net, target, out_dir, f"{tag}-chosen", chosen, captions=captions))
-    size = module.config.input_size // 4
-    stride = max(1, module.config.input_size // 32)
     for tag, net in nets.items():
         split = target if tag == "ft" else (source or target)  # the network's own classes
-        rows = occlusion_rows(net, split, pick_correct(net, split, occlusion_count),
-                              size=size, stride=stride)  # fmt: skip
-        title = f"{tag}: occlusion sensitivity (mean-coloured square {size} px, stride {stride})"
-        out[f"occlusion-{tag}"] = plots.plot_occlusion(
-            rows, os.path.join(out_dir, f"occlusion-{tag}.png"), title=title
-        )
+        path = os.path.join(out_dir, f"occlusion-{tag}.png")
+        out[f"occlusion-{tag}"] = occlusion_figure(net, split, path, tag=tag, count=occlusion_count)
     out.update(evolution_figures(pre_run, source or target, out_dir, seed=seed))
     return out

@@ -98,8 +98,9 @@ def unit_block(projections_KxRxRx3, patches_KxRxRx3, *, styles=STYLES) -> np.nda
 
 
 def plot_top_patches(
-    result, path, *, title: str, unit_labels: Sequence[str] = (), ncols=None, styles=STYLES
-):
+    result, path, *, title: str, unit_labels: Sequence[str] = (), ncols=None, styles=STYLES,
+    dpi=100,
+):  # fmt: skip
     """Fig. 2 style grid of `units.unit_patches` results: per unit, its projections (one grid
     per style) beside its patches."""
     blocks = [
@@ -120,7 +121,7 @@ def plot_top_patches(
         ax.imshow(block, interpolation="nearest")
         ax.set_title(label, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
 def _extent(shape, size, stride):
@@ -142,7 +143,7 @@ def _class_map(ax, fig, top_class, class_names, extent):
     bar.ax.set_yticklabels(names, fontsize=6)
 
 
-def plot_occlusion(rows: Sequence[Mapping], path, *, title: str = ""):
+def plot_occlusion(rows: Sequence[Mapping], path, *, title: str = "", dpi=100):
     """Fig. 7 style: one row per image, panels (a) the image with one occluder drawn, (b) the
     summed activity of the strongest feature map, (c) that map's projection on the clean image
     (its footprint, `show_footprint`), (d) the probability of the true class, (e) the most
@@ -176,7 +177,7 @@ def plot_occlusion(rows: Sequence[Mapping], path, *, title: str = ""):
             ax.set_xticks([]), ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
 def _square(size, stride, grid_shape):
