@@ -44,19 +44,19 @@ flags.DEFINE_string("readme_dir", "", "Also write the README's two small figures
 
 def readme_figures(ft_run, images, source, chosen, captions):
     """visualize-top9.png: four candidates of the fine-tuned network (or the run), and
-    visualize-occlusion.png: the pre-trained network on its own classes; small (dpi 70)."""
+    visualize-occlusion.png: the pre-trained network on its own classes; small (dpi 85)."""
     net = figures.load_network(ft_run or FLAGS.pre_run_dir)
     tag = "ft" if ft_run else "pre"
     picks = {"conv5": chosen["conv5"][:4]} if chosen else {"conv5": [0, 1, 2, 3]}
     four = {"conv5": captions["conv5"][:4]} if captions else None
     grid = figures.top_grids(net, figures.image_set(images), FLAGS.readme_dir, tag, picks,
-                             captions=four, dpi=70)  # fmt: skip
+                             captions=four, dpi=85)  # fmt: skip
     top9 = os.path.join(FLAGS.readme_dir, "visualize-top9.png")
     os.replace(grid[f"top9-{tag}-conv5"], top9)
     split = figures.image_set(source if source is not None else images)
     occ = figures.occlusion_figure(
         figures.load_network(FLAGS.pre_run_dir), split,
-        os.path.join(FLAGS.readme_dir, "visualize-occlusion.png"), tag="pre", dpi=70,
+        os.path.join(FLAGS.readme_dir, "visualize-occlusion.png"), tag="pre", dpi=85,
     )  # fmt: skip
     return {"readme-top9": top9, "readme-occlusion": occ}
 
