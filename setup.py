@@ -27,8 +27,9 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=8.0", "ruff>=0.5"],
-        # PyTorch is the peer the network benchmark is timed against.
-        "bench": ["torch>=2.0"],
+        # PyTorch is the peer the network benchmark is timed against; Captum the peer of the
+        # visualisation benchmark (occlusion, deconvnet).
+        "bench": ["torch>=2.0", "captum>=0.7"],
         # Selective-search proposals for detection (jaxcnn.detect.selective_search):
         # OpenCV's contrib implementation of Uijlings et al.
         "detect": ["opencv-contrib-python-headless>=4.8"],

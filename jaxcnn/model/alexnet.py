@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -292,10 +293,22 @@ class CaffeConv(nn.Module):
         return y + bias.astype(self.dtype).reshape(1, 1, 1, -1)
 
 
+@dataclasses.dataclass(frozen=True)
+class LayerOps:
+    """The ReLU, max pooling and LRN the network applies. The defaults are the training path;
+    `jaxcnn.visualize.rules` swaps in ones with the same forward pass and other backward rules
+    (deconvnet, guided backpropagation)."""
+
+    relu: Callable = nn.relu
+    max_pool: Callable = max_pool_ceil  # (x, window, stride)
+    lrn: Callable = local_response_norm  # (x, *, size, alpha, beta, k)
+
+
 class AlexNet(nn.Module):
     """AlexNet-topology network; `__call__(x, *, train)` returns `(logits, taps)`."""
 
     config: AlexNetConfig
+    ops: LayerOps = LayerOps()
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -307,11 +320,11 @@ class AlexNet(nn.Module):
         if cfg.input_scale != 1.0:
             x = x * cfg.input_scale
         for name, layer in zip(CONV_NAMES, cfg.convs, strict=True):
-            x = nn.relu(CaffeConv(layer, cfg.grouped_impl, cfg.dtype, name=name)(x))
+            x = self.ops.relu(CaffeConv(layer, cfg.grouped_impl, cfg.dtype, name=name)(x))
             if layer.pool:
-                x = max_pool_ceil(x, cfg.pool_window, cfg.pool_stride)
+                x = self.ops.max_pool(x, cfg.pool_window, cfg.pool_stride)
             if layer.lrn:
-                x = local_response_norm(
+                x = self.ops.lrn(
                     x, size=cfg.lrn_size, alpha=cfg.lrn_alpha, beta=cfg.lrn_beta, k=cfg.lrn_k
                 )
             taps[name] = x
@@ -324,7 +337,7 @@ class AlexNet(nn.Module):
                 kernel_init=nn.initializers.normal(layer.weight_std),
                 bias_init=nn.initializers.constant(layer.bias_init),
             )(x)
-            x = nn.relu(x)
+            x = self.ops.relu(x)
             taps[name] = x
             x = nn.Dropout(cfg.dropout_rate, deterministic=not train)(x)
         logits = nn.Dense(

@@ -1,0 +1,149 @@
+"""Backward rules for projecting a unit down to the pixels: `grad`, `deconv`, `guided`.
+
+See docs/methods.md §Visualisation. Each rule keeps the network's forward pass and changes only
+what the backward pass does at the ReLUs, the max pools and the LRNs (`jax.custom_vjp`):
+
+| rule     | ReLU backward                          | max pool backward              |
+|----------|----------------------------------------|--------------------------------|
+| `grad`   | the gradient, ``g · 1[x > 0]``         | the gradient (ties split)      |
+| `deconv` | Zeiler & Fergus: ``max(g, 0)``         | the switch (first max)         |
+| `guided` | Springenberg et al.: ``max(g, 0) · 1[x > 0]`` | the switch (first max)  |
+
+The switch of a pooling window is its first maximum in row-major order, as Caffe and PyTorch
+record it; `jax.grad` of `models.max_pool_ceil` (a chain of `jnp.maximum`) instead splits the
+signal between tied maxima, so `deconv` and `guided` route through `switch_max_pool`. LRN passes
+the signal through its true VJP (``lrn="vjp"``, as Captum and TorchRay do) or unchanged
+(``lrn="identity"``). `grad` with ``lrn="vjp"`` is the network's own training path.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn import models
+
+RULES = ("grad", "deconv", "guided")
+LRN_RULES = ("vjp", "identity")
+
+
+@jax.custom_vjp
+def deconv_relu(x):
+    """ReLU whose backward pass rectifies the signal coming down, ignoring the forward mask."""
+    return jnp.maximum(x, 0)
+
+
+def _deconv_relu_fwd(x):
+    return jnp.maximum(x, 0), None
+
+
+def _deconv_relu_bwd(_, g):
+    return (jnp.maximum(g, 0),)
+
+
+deconv_relu.defvjp(_deconv_relu_fwd, _deconv_relu_bwd)
+
+
+@jax.custom_vjp
+def guided_relu(x):
+    """ReLU whose backward pass keeps positive signal where the forward input was positive."""
+    return jnp.maximum(x, 0)
+
+
+def _guided_relu_fwd(x):
+    return jnp.maximum(x, 0), x > 0
+
+
+def _guided_relu_bwd(positive, g):
+    return (jnp.where(positive, jnp.maximum(g, 0), jnp.zeros_like(g)),)
+
+
+guided_relu.defvjp(_guided_relu_fwd, _guided_relu_bwd)
+
+
+def _window_parts(x_NHWC, window, stride):
+    """[window², N, OH, OW, C]: the window's entries of every output, row-major (as
+    `models.max_pool_ceil`, whose -inf padding of a partial last window is kept)."""
+    n, h, w, c = x_NHWC.shape
+    oh = models.pool_output_size(h, window, stride)
+    ow = models.pool_output_size(w, window, stride)
+    pad_h, pad_w = (oh - 1) * stride + window - h, (ow - 1) * stride + window - w
+    x = jnp.pad(x_NHWC, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
+    parts = []
+    for i in range(window):
+        for j in range(window):
+            limit = (n, i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, c)
+            parts.append(jax.lax.slice(x, (0, i, j, 0), limit, (1, stride, stride, 1)))
+    return jnp.stack(parts)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def switch_max_pool(x_NHWC, window, stride):
+    """`models.max_pool_ceil` whose backward pass sends each output's signal to its switch."""
+    return models.max_pool_ceil(x_NHWC, window, stride)
+
+
+def _switch_fwd(x_NHWC, window, stride):
+    out = models.max_pool_ceil(x_NHWC, window, stride)
+    return out, (x_NHWC, out)
+
+
+def _switch_bwd(window, stride, residuals, g):
+    x, out = residuals
+    parts, scatter = jax.vjp(lambda v: _window_parts(v, window, stride), x)
+    # The max is one of the window's entries, so `==` finds it exactly; `taken` keeps only the
+    # first of tied maxima (row-major), as Caffe's strict `>` scan does.
+    taken = jnp.zeros(out.shape, bool)
+    switches = []
+    for part in parts:
+        first = (part == out) & ~taken
+        taken = taken | first
+        switches.append(first)
+    routed = jnp.where(jnp.stack(switches), g[None], jnp.zeros_like(g)[None])
+    return scatter(routed.astype(parts.dtype))
+
+
+switch_max_pool.defvjp(_switch_fwd, _switch_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _identity_lrn(x_NHWC, size, alpha, beta, k):
+    return models.local_response_norm(x_NHWC, size=size, alpha=alpha, beta=beta, k=k)
+
+
+def _identity_lrn_fwd(x_NHWC, size, alpha, beta, k):
+    return _identity_lrn(x_NHWC, size, alpha, beta, k), None
+
+
+def _identity_lrn_bwd(size, alpha, beta, k, _, g):
+    return (g,)
+
+
+_identity_lrn.defvjp(_identity_lrn_fwd, _identity_lrn_bwd)
+
+
+def identity_lrn(x_NHWC, *, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    """`models.local_response_norm` whose backward pass leaves the signal unchanged."""
+    return _identity_lrn(x_NHWC, size, alpha, beta, k)
+
+
+def layer_ops(rule: str = "grad", lrn: str = "vjp") -> models.LayerOps:
+    """The `models.LayerOps` of a backward rule (module docstring)."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if lrn not in LRN_RULES:
+        raise ValueError(f"lrn must be one of {LRN_RULES}, got {lrn!r}")
+    ops = models.LayerOps()
+    if rule != "grad":
+        relu = deconv_relu if rule == "deconv" else guided_relu
+        ops = models.LayerOps(relu=relu, max_pool=switch_max_pool, lrn=ops.lrn)
+    if lrn == "identity":
+        ops = models.LayerOps(relu=ops.relu, max_pool=ops.max_pool, lrn=identity_lrn)
+    return ops
+
+
+def with_rule(module: models.AlexNet, rule: str = "deconv", lrn: str = "vjp") -> models.AlexNet:
+    """`module` (same parameters, same forward pass) with the backward rule `rule`."""
+    return module.clone(ops=layer_ops(rule, lrn))
