@@ -71,7 +71,10 @@ def main(argv):
     )
     seconds = time.time() - start
     if result is None:
-        print(f"pid {os.getpid()}: stopped after {seconds:.0f} s; grid not complete here")
+        print(
+            f"pid {os.getpid()}: stopped after {seconds:.0f} s without writing the report "
+            "(--max_jobs reached, or another process completed the grid and writes it)"
+        )
         return
     report = os.path.join(FLAGS.run_dir, "report")
     print(f"grid complete in {seconds:.0f} s (this process); report {report}/report.md")

@@ -5,7 +5,13 @@ the transfer networks of every treatment and depth as claimable, resumable jobs,
 table, figure and findings (`jaxcnn.transfer.report`). docs/methods.md §Transferability.
 """
 
-from jaxcnn.transfer.experiment import TransferConfig, build_jobs, gather, run_experiment
+from jaxcnn.transfer.experiment import (
+    TransferConfig,
+    build_jobs,
+    experiment_stage,
+    gather,
+    run_experiment,
+)
 from jaxcnn.transfer.findings import decide
 from jaxcnn.transfer.grid import Job, claim, work
 from jaxcnn.transfer.report import sections, write
@@ -20,6 +26,7 @@ __all__ = [
     "build_jobs",
     "claim",
     "decide",
+    "experiment_stage",
     "gather",
     "initial_state",
     "random_split",

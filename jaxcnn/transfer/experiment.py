@@ -25,7 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcnn import checkpoints, train_data, trainer, training_log
+from jaxcnn import checkpoints, stages, train_data, trainer, training_log
 from jaxcnn.train_config import TrainConfig
 from jaxcnn.transfer import grid, splits, treatments
 from jaxcnn.transfer import report as transfer_report
@@ -250,3 +250,25 @@ def run_experiment(
         result = gather(cfg, jobs, root / "jobs")
         transfer_report.write(result, root / "report")
     return result
+
+
+def experiment_stage(
+    cfg: TransferConfig,
+    root: str | os.PathLike,
+    *,
+    upstream: tuple[stages.StageResult, ...] = (),
+    log: Callable[[str], None] | None = None,
+) -> stages.StageResult:
+    """The whole experiment as one cached stage of a larger pipeline (e.g. the study's optional
+    stage): folder ``<root>/transfer-<key>`` keyed by `cfg` and `upstream`, result = `gather`'s
+    (report in ``<folder>/report``, sections via `jaxcnn.transfer.report.sections`). Other
+    processes may help by running `run_experiment(cfg, <folder>)`."""
+
+    def fn(out_dir: Path) -> dict:
+        result = run_experiment(cfg, out_dir, log=log)
+        if result is None:
+            raise RuntimeError(f"another process is writing {out_dir}/report; run again")
+        return result
+
+    config = {"transfer": dataclasses.asdict(cfg)}
+    return stages.run_stage(root, "transfer", config, fn, upstream=upstream)

@@ -29,11 +29,13 @@ def cfg(tmp_path_factory):
         batch_size=8,
         model_overrides=TINY,
         eval_every=2,
-        checkpoint_every=2,
+        checkpoint_every=4,
         log_every=2,
         num_local_devices=1,
     )
-    return experiment.TransferConfig(data, train, depths=(2,), random_control=True, best_k=1)
+    return experiment.TransferConfig(
+        data, train, treatments=("BnB", "AnB", "AnB+"), depths=(2,), random_control=True, best_k=1
+    )
 
 
 def test_grid_jobs_and_dependencies(cfg):
@@ -56,16 +58,17 @@ def test_grid_jobs_and_dependencies(cfg):
 
 
 def test_run_gather_report_and_resume(cfg, tmp_path):
-    result = experiment.run_experiment(cfg, tmp_path, poll_s=0.01)
+    stage = experiment.experiment_stage(cfg, tmp_path)  # the study's entry point
+    result, root = stage.result, stage.out_dir
     rows = {(r["treatment"], r["n"]): r for r in result["rows"]}
-    assert set(rows) == {(t, 2) for t in ("BnB", "BnB+", "AnB", "AnB+", "random")} | {("baseB", 0)}
+    assert set(rows) == {(t, 2) for t in ("BnB", "AnB", "AnB+", "random")} | {("baseB", 0)}
     assert all(r["evals"] == 2 and r["val_count"] == 50 for r in rows.values())
     assert all(0.0 <= r["best"] <= 1.0 and r["best"] >= r["final"] for r in rows.values())
     for name in ("report.md", "report.html", "transfer.png", "results.json"):
-        assert (tmp_path / "report" / name).exists()
-    assert report.load(tmp_path / "report")["rows"] == result["rows"]
+        assert (root / "report" / name).exists()
+    assert report.load(root / "report")["rows"] == result["rows"]
     # frozen copied layers end equal to the source base network's (AnB: A's, BnB: B's)
-    dirs = grid.job_dirs(experiment.build_jobs(cfg, 100), tmp_path / "jobs")
+    dirs = grid.job_dirs(experiment.build_jobs(cfg, 100), root / "jobs")
     params = {k: checkpoints.restore_params(d / "run") for k, d in dirs.items()}
     for name, base in (("AnB-n2-seed0-toB", "base-seed0-A"), ("BnB-n2-seed0-toB", "base-seed0-B")):
         for layer in ("conv1", "conv2"):
@@ -76,9 +79,10 @@ def test_run_gather_report_and_resume(cfg, tmp_path):
     assert not np.array_equal(
         params["AnB+-n2-seed0-toB"]["conv1"]["kernel"], params["base-seed0-A"]["conv1"]["kernel"]
     )
-    again = experiment.run_experiment(cfg, tmp_path, poll_s=0.01)
+    again = experiment.run_experiment(cfg, root, poll_s=0.01)
     assert again["rows"] == result["rows"]
-    assert grid.work(experiment.build_jobs(cfg, 100), tmp_path / "jobs") == []
+    assert grid.work(experiment.build_jobs(cfg, 100), root / "jobs") == []
+    assert experiment.experiment_stage(cfg, tmp_path).cached
 
 
 def test_config_errors(cfg):
