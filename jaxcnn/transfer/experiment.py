@@ -228,26 +228,30 @@ def run_experiment(
     cfg: TransferConfig,
     root: str | os.PathLike,
     *,
+    jobs_dir: str | os.PathLike | None = None,
     poll_s: float = 5.0,
     max_jobs: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict | None:
-    """Work on the grid in ``<root>/jobs`` (with any other processes doing the same) until it is
-    complete, then gather it and write ``<root>/report`` (`jaxcnn.transfer.report.write`).
+    """Work on the grid in `jobs_dir` (default ``<root>/jobs``), with any other processes doing
+    the same, until it is complete, then gather it and write ``<root>/report``
+    (`jaxcnn.transfer.report.write`). Job folders are keyed by their own configs, so
+    experiments that differ only in `best_k` or in the jobs they list can share a `jobs_dir`.
 
     Returns the gathered result (JSON-serialisable: ``rows``, ``val_count``, ``best_k``,
     ``train_seconds``), or None when this process stopped early (`max_jobs`) or another
     process is writing the report."""
     root = Path(root)
+    jobs_dir = root / "jobs" if jobs_dir is None else Path(jobs_dir)
     jobs = build_jobs(cfg, train_data.num_classes(cfg.data))
-    grid.work(jobs, root / "jobs", poll_s=poll_s, max_jobs=max_jobs, log=log)
-    done, total = grid.progress(jobs, root / "jobs")
+    grid.work(jobs, jobs_dir, poll_s=poll_s, max_jobs=max_jobs, log=log)
+    done, total = grid.progress(jobs, jobs_dir)
     if done < total:
         return None
     with grid.claim(root / "report") as mine:
         if not mine:
             return None
-        result = gather(cfg, jobs, root / "jobs")
+        result = gather(cfg, jobs, jobs_dir)
         transfer_report.write(result, root / "report")
     return result
 
@@ -261,11 +265,13 @@ def experiment_stage(
 ) -> stages.StageResult:
     """The whole experiment as one cached stage of a larger pipeline (e.g. the study's optional
     stage): folder ``<root>/transfer-<key>`` keyed by `cfg` and `upstream`, result = `gather`'s
-    (report in ``<folder>/report``, sections via `jaxcnn.transfer.report.sections`). Other
-    processes may help by running `run_experiment(cfg, <folder>)`."""
+    (report in ``<folder>/report``, sections via `jaxcnn.transfer.report.sections`). The
+    networks live in ``<root>/transfer-jobs``, shared by every variant of the stage (a new
+    `best_k` re-gathers without training). Other processes may help by running
+    ``run_experiment(cfg, <folder>, jobs_dir=<root>/transfer-jobs)``."""
 
     def fn(out_dir: Path) -> dict:
-        result = run_experiment(cfg, out_dir, log=log)
+        result = run_experiment(cfg, out_dir, jobs_dir=Path(root) / "transfer-jobs", log=log)
         if result is None:
             raise RuntimeError(f"another process is writing {out_dir}/report; run again")
         return result

@@ -2,6 +2,8 @@
 the transplant from the right base network, the gathered rows, the report, and a second call
 that finds everything cached."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -68,7 +70,8 @@ def test_run_gather_report_and_resume(cfg, tmp_path):
         assert (root / "report" / name).exists()
     assert report.load(root / "report")["rows"] == result["rows"]
     # frozen copied layers end equal to the source base network's (AnB: A's, BnB: B's)
-    dirs = grid.job_dirs(experiment.build_jobs(cfg, 100), root / "jobs")
+    jobs_dir = tmp_path / "transfer-jobs"
+    dirs = grid.job_dirs(experiment.build_jobs(cfg, 100), jobs_dir)
     params = {k: checkpoints.restore_params(d / "run") for k, d in dirs.items()}
     for name, base in (("AnB-n2-seed0-toB", "base-seed0-A"), ("BnB-n2-seed0-toB", "base-seed0-B")):
         for layer in ("conv1", "conv2"):
@@ -79,10 +82,19 @@ def test_run_gather_report_and_resume(cfg, tmp_path):
     assert not np.array_equal(
         params["AnB+-n2-seed0-toB"]["conv1"]["kernel"], params["base-seed0-A"]["conv1"]["kernel"]
     )
-    again = experiment.run_experiment(cfg, root, poll_s=0.01)
+    again = experiment.run_experiment(cfg, root, jobs_dir=jobs_dir, poll_s=0.01)
     assert again["rows"] == result["rows"]
-    assert grid.work(experiment.build_jobs(cfg, 100), root / "jobs") == []
+    assert grid.work(experiment.build_jobs(cfg, 100), jobs_dir) == []
     assert experiment.experiment_stage(cfg, tmp_path).cached
+    # another metric: a new stage folder, the same networks (nothing trains again)
+    trained = []
+    best2 = experiment.experiment_stage(
+        dataclasses.replace(cfg, best_k=2), tmp_path, log=trained.append
+    )
+    assert not best2.cached and best2.out_dir != root and trained == []
+    pairs = zip(best2.result["rows"], result["rows"], strict=True)
+    assert all(two["best"] <= one["best"] for two, one in pairs)  # mean of 2 best <= the best
+    assert [r["final"] for r in best2.result["rows"]] == [r["final"] for r in result["rows"]]
 
 
 def test_config_errors(cfg):
