@@ -5,6 +5,8 @@ A thin adapter from a dataset name to the trainer's data contract (see `jaxcnn.t
 - classification datasets (``imagenet2012``, ``sun397``, ``toyworld/source``,
   ``toyworld/places``, ...): `jaxcnn.data.pipeline`'s loaders, Caffe-style random crop + mirror
   for training, centre crop for validation, the training split's mean subtracted;
+- a class subset of a classification dataset (``classes=``, `ClassSubset`): its records whose
+  label is one of `classes`, relabelled 0..K-1 (e.g. one half of an A/B split, `jaxcnn.transfer`);
 - detection datasets (``voc2007``, ``toyworld/scenes``) with ``gt_boxes``: one example per
   ground-truth box, warped with R-CNN's context padding (``jaxcnn.data.boxes.GtBoxSource``,
   the PASCAL-DET-GT stand-in), randomly mirrored for training.
@@ -16,12 +18,15 @@ training iterator's state is JSON and restores exactly.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 
 import grain
 import numpy as np
 from absl import flags
+from etils import epath
 
+from jaxcnn import storage
 from jaxcnn.data import boxes, pipeline, sources
 
 MEAN_KINDS = ("image", "channel")
@@ -70,6 +75,56 @@ class _Mirror(grain.transforms.RandomMap):
         }
 
 
+class ClassSubset:
+    """The records of a classification source whose label is in `classes`, relabelled to the
+    label's position in `classes` (0..K-1). Exposes what the pipelines use of a `Source`."""
+
+    def __init__(self, source, classes: Sequence[int]):
+        classes = tuple(int(c) for c in classes)
+        if source.kind != "classification":
+            raise ValueError(f"a class subset needs a classification dataset, not {source!r}")
+        if not classes or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be non-empty and distinct, got {classes}")
+        if min(classes) < 0 or max(classes) >= source.num_classes:
+            raise ValueError(f"classes {classes} outside [0, {source.num_classes}) of {source!r}")
+        self.lookup = np.full(source.num_classes, -1, np.int64)  # old label -> new, -1: dropped
+        self.lookup[list(classes)] = np.arange(len(classes))
+        labels_N = split_labels(source)
+        self.source = source.subset(np.nonzero(self.lookup[labels_N] >= 0)[0])
+        self.classes, self.num_classes, self.kind = classes, len(classes), source.kind
+        self.split, self.dataset_dir = source.split, source.dataset_dir
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __repr__(self) -> str:
+        return f"ClassSubset({self.source!r}, {self.num_classes} classes)"
+
+    def __getitem__(self, index: int) -> dict:
+        record = dict(self.source[index])
+        record["label"] = int(self.lookup[record["label"]])
+        return record
+
+    def subset(self, keep: Sequence[int]) -> ClassSubset:
+        out = ClassSubset.__new__(ClassSubset)
+        out.__dict__.update(self.__dict__)
+        out.source = self.source.subset(keep)
+        return out
+
+
+def split_labels(source) -> np.ndarray:
+    """int64 [N] labels of a classification source, read once (images not decoded) and cached in
+    its dataset directory as ``jaxcnn-labels-<split>-<N>.npy``."""
+    name = f"jaxcnn-labels-{source.split}-{len(source)}.npy"
+    cache = epath.Path(source.dataset_dir) / name
+    if cache.exists():
+        with cache.open("rb") as f:
+            return np.load(f)
+    labels = sources.pool_labels(source, cache_dir=None)
+    storage.save_npy(os.fspath(cache), labels)
+    return labels
+
+
 def _open(cfg: DataConfig, split: str):
     return sources.open_split(
         cfg.dataset, split, data_dir=cfg.data_dir or None, seed=cfg.split_seed
@@ -81,11 +136,23 @@ def _mean(cfg: DataConfig) -> np.ndarray:
     return mean.array(cfg.mean_kind)
 
 
-def _source(cfg: DataConfig, split: str, mean_SxSx3: np.ndarray, *, first: int = 0):
-    """The split as training examples; `first` > 0 keeps its first images only."""
+def _source(
+    cfg: DataConfig,
+    split: str,
+    mean_SxSx3: np.ndarray,
+    *,
+    first: int = 0,
+    classes: Sequence[int] = (),
+):
+    """The split as training examples; `classes`: of those classes only, relabelled 0..K-1
+    (`ClassSubset`); `first` > 0 keeps its first images only."""
     source = _open(cfg, split)
+    if classes:
+        source = ClassSubset(source, classes)
     if first:
         source = source.subset(range(min(first, len(source))))
+    if classes:
+        return source
     if source.kind == "detection":
         if not cfg.gt_boxes:
             raise ValueError(
@@ -101,14 +168,18 @@ def _source(cfg: DataConfig, split: str, mean_SxSx3: np.ndarray, *, first: int =
     return source
 
 
-def num_classes(cfg: DataConfig) -> int:
-    return _open(cfg, cfg.train_split).num_classes
+def num_classes(cfg: DataConfig, *, classes: Sequence[int] = ()) -> int:
+    return len(classes) if classes else _open(cfg, cfg.train_split).num_classes
 
 
-def train_iterator(cfg: DataConfig, *, batch_size: int, seed: int) -> pipeline.StatefulIterator:
-    """Infinite shuffled training batches of this process (`batch_size` per process)."""
+def train_iterator(
+    cfg: DataConfig, *, batch_size: int, seed: int, classes: Sequence[int] = ()
+) -> pipeline.StatefulIterator:
+    """Infinite shuffled training batches of this process (`batch_size` per process); with
+    `classes`, of those classes only, relabelled 0..K-1 (`ClassSubset`; the mean stays the
+    whole training split's)."""
     mean = _mean(cfg)
-    source = _source(cfg, cfg.train_split, mean)
+    source = _source(cfg, cfg.train_split, mean, classes=classes)
     if not isinstance(source, boxes.GtBoxSource):
         return pipeline.StatefulIterator(
             pipeline.train_loader(
@@ -144,11 +215,13 @@ def train_iterator(cfg: DataConfig, *, batch_size: int, seed: int) -> pipeline.S
     return pipeline.StatefulIterator(loader)
 
 
-def eval_batches(cfg: DataConfig, *, batch_size: int) -> Callable[[], Iterable[dict]]:
+def eval_batches(
+    cfg: DataConfig, *, batch_size: int, classes: Sequence[int] = ()
+) -> Callable[[], Iterable[dict]]:
     """A function returning one ordered, padded pass over this process's share of the
-    evaluation split (batches with ``mask``)."""
+    evaluation split (batches with ``mask``); with `classes`, of those classes only."""
     mean = _mean(cfg)
-    source = _source(cfg, cfg.eval_split, mean, first=cfg.eval_examples)
+    source = _source(cfg, cfg.eval_split, mean, first=cfg.eval_examples, classes=classes)
     transform = (
         None
         if isinstance(source, boxes.GtBoxSource)

@@ -299,8 +299,13 @@ def train(
     train_data,
     eval_data=None,
     on_record: Callable[[dict], None] | None = None,
+    initial: train_lib.TrainState | None = None,
 ) -> dict:
     """Run (or resume) the training run `config` in `run_dir` (module docstring).
+
+    `initial` replaces the step-0 state of `initial_state(config)` (e.g. a layer transplant of
+    `jaxcnn.transfer`); it must use `config`'s module and optimizer. A resumed run restores into
+    it, so it also fixes the trainable layers.
 
     Returns a summary: ``{"step", "resumed_from", "val": last validation record or None,
     "params_sha256": digest of this process's copy of the final parameters}``.
@@ -308,7 +313,7 @@ def train(
     """
     os.makedirs(run_dir, exist_ok=True)
     devs = _Devices(config)
-    state = initial_state(config)
+    state = initial_state(config) if initial is None else initial
     primary = jax.process_index() == 0
     metrics_log = training_log.MetricsLog(run_dir, enabled=primary, on_record=on_record)
     with checkpoints.Checkpointer(run_dir, snapshot_steps=config.snapshot_steps) as ckpt:

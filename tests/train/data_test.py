@@ -69,6 +69,27 @@ def test_ground_truth_boxes(data_dir):
     assert want > 5  # the first images hold several objects: boxes are not what is counted
 
 
+def test_class_subset_keeps_and_relabels_those_classes(data_dir):
+    cfg, classes = _cfg(data_dir), (57, 3, 20)
+    raw = train_data.split_labels(train_data._open(cfg, "train"))  # labels of the whole split
+    assert train_data.num_classes(cfg, classes=classes) == 3
+    batch = next(train_data.train_iterator(cfg, batch_size=6, seed=0, classes=classes))
+    assert set(batch["label"].tolist()) <= {0, 1, 2}
+    subset = train_data.ClassSubset(train_data._open(cfg, "train"), classes)
+    assert len(subset) == sum(int(np.sum(raw == c)) for c in classes)
+    for i in range(len(subset)):  # new label = position of the old one in `classes`
+        old = int(raw[subset.source.indices[i]])
+        assert subset[i]["label"] == classes.index(old)
+    batches = list(train_data.eval_batches(cfg, batch_size=4, classes=classes)())
+    labels = np.concatenate([b["label"][b["mask"]] for b in batches])
+    assert sorted(labels.tolist()) == [0, 1, 2]  # the tiny validation split: 1 per class
+    with pytest.raises(ValueError, match="outside"):
+        train_data.ClassSubset(train_data._open(cfg, "train"), (0, 100))
+    scenes = _cfg(data_dir, dataset="toyworld/scenes_tiny", gt_boxes=True)
+    with pytest.raises(ValueError, match="classification dataset"):
+        train_data.train_iterator(scenes, batch_size=8, seed=0, classes=(1, 2))
+
+
 def test_errors(data_dir):
     with pytest.raises(ValueError, match="set gt_boxes"):
         train_data.train_iterator(

@@ -1,0 +1,85 @@
+"""How transferable are features (Yosinski et al. 2014): the AnB / BnB / AnB+ / BnB+ grid.
+
+  python experiments/transfer.py --flagfile=experiments/flags/transfer_toy.flags
+
+The source classes are split into halves A and B (--split_seeds, or --class_files); base
+networks are trained from scratch on each half, then for n = 1..7 (--depths) the transfer
+networks: layers 1..n copied from baseB (BnB) or baseA (AnB), frozen or trained ("+"), the layers
+above re-initialised, trained on B with the same solver. Every network is a job in
+<run_dir>/jobs that any process may claim: start this same command in several processes
+(launch/transfer_local.sh) or SLURM array tasks (launch/transfer_slurm_array.sh) on a shared
+--run_dir to spread the grid; an interrupted grid resumes where it stopped. When the grid is
+complete, <run_dir>/report holds results.json, transfer.png, report.md and report.html.
+
+Each worker is a single JAX process using its local devices (--num_local_devices); give each
+worker its own device (e.g. CUDA_VISIBLE_DEVICES) to run several networks at once.
+"""
+
+import logging
+import os
+import time
+
+import jax
+import training_flags
+from absl import app, flags
+
+from jaxcnn.transfer import experiment, treatments
+
+flags.DEFINE_list("split_seeds", ["0"], "Seeds of random A/B splits (one split per seed).")
+flags.DEFINE_list(
+    "class_files", [], "Two files of class indices, A then B (replaces --split_seeds)."
+)
+flags.DEFINE_bool("both_directions", False, "Also transfer towards A (A and B swap roles).")
+flags.DEFINE_list("treatments", list(treatments.TREATMENTS), "Treatments to run.")
+flags.DEFINE_list("depths", [str(n) for n in range(1, 8)], "Values of n (1 = conv1 ... 7 = fc7).")
+flags.DEFINE_bool("random_control", False, "Also run random frozen lower layers (n layers).")
+flags.DEFINE_integer("best_k", 10, "Metric: mean of the k best evaluations of top-1.")
+flags.DEFINE_float("poll_s", 5.0, "Seconds between looks for claimable jobs while waiting.")
+flags.DEFINE_integer("max_jobs", 0, "Stop after running this many jobs (0: until done).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if not FLAGS.run_dir:
+        raise app.UsageError("--run_dir is required")
+    if FLAGS.compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save chatter
+    logging.getLogger("jaxcnn").setLevel(logging.INFO)
+    cfg = experiment.TransferConfig(
+        data=training_flags.data_config(),
+        train=training_flags.train_config("pretrain", "", -1, 0),
+        split_seeds=tuple(int(s) for s in FLAGS.split_seeds),
+        class_files=tuple(os.path.abspath(p) for p in FLAGS.class_files),
+        both_directions=FLAGS.both_directions,
+        treatments=tuple(FLAGS.treatments),
+        depths=tuple(int(n) for n in FLAGS.depths),
+        random_control=FLAGS.random_control,
+        best_k=FLAGS.best_k,
+    )
+    logging.info("config %s", cfg)
+    logging.info("pid %d, devices %s", os.getpid(), jax.local_devices())
+    start = time.time()
+    result = experiment.run_experiment(
+        cfg,
+        FLAGS.run_dir,
+        poll_s=FLAGS.poll_s,
+        max_jobs=FLAGS.max_jobs or None,
+        log=lambda line: print(line, flush=True),
+    )
+    seconds = time.time() - start
+    if result is None:
+        print(
+            f"pid {os.getpid()}: stopped after {seconds:.0f} s without writing the report "
+            "(--max_jobs reached, or another process completed the grid and writes it)"
+        )
+        return
+    report = os.path.join(FLAGS.run_dir, "report")
+    print(f"grid complete in {seconds:.0f} s (this process); report {report}/report.md")
+    print(open(os.path.join(report, "report.md")).read(), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
