@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from jaxcnn import model
 from jaxcnn.detect import ap as ap_lib
 from jaxcnn.detect import devkit, evaluate, mining, roidb
 
@@ -88,8 +89,9 @@ def bench_mining(args):
 def bench_windows(args):
     import jax
 
-    from jaxcnn import features, finetune, models
     from jaxcnn.detect import window_features, windows
+    from jaxcnn.features import extraction
+    from jaxcnn.model import alexnet
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (72, 72, 3)).astype(np.uint8) for _ in range(20)]
@@ -99,9 +101,9 @@ def bench_windows(args):
     start = time.perf_counter()
     batches = list(window_features.window_batches(images.__getitem__, boxes, spec, batch_size=256))
     warp = 3000 / (time.perf_counter() - start)
-    module = models.from_preset("small", 100, input_size=64, init="msra")
-    params = finetune.init_params(module, jax.random.key(0))
-    fwd = jax.jit(features.make_forward(module, ("conv5",)))
+    module = alexnet.from_preset("small", 100, input_size=64, init="msra")
+    params = model.init_params(module, jax.random.key(0))
+    fwd = jax.jit(extraction.make_forward(module, ("conv5",)))
     fwd(params, batches[0]["image"])["conv5"].block_until_ready()
     start = time.perf_counter()
     for b in batches:

@@ -20,7 +20,7 @@ ceil-mode pooling), then times, alternating A/B over rounds and printing medians
   printed).
 
 `--compare=train_step` times the jaxcnn training step (SGD, momentum, weight decay) of
-`models.AlexNet` with the backward-rule option in place (`models.LayerOps`, default ops) against
+`alexnet.AlexNet` with the backward-rule option in place (`alexnet.LayerOps`, default ops) against
 the same network with the pre-option forward pass written out (`LegacyAlexNet` below), and
 checks that their jaxprs are identical.
 """
@@ -36,7 +36,8 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from jaxcnn import models, visualize
+from jaxcnn import visualize
+from jaxcnn.model import alexnet
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("compare", "captum", ["captum", "train_step"], "What to compare.")
@@ -45,7 +46,7 @@ flags.DEFINE_integer("chunk", 32, "Occluded copies per forward pass (both framew
 flags.DEFINE_integer("images", 8, "Images per projection call.")
 flags.DEFINE_integer("channels", 8, "conv-5 feature maps projected per image.")
 flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads (0: one per core).")
-flags.DEFINE_enum("preset", "small", sorted(models.PRESETS), "train_step: network geometry.")
+flags.DEFINE_enum("preset", "small", sorted(alexnet.PRESETS), "train_step: network geometry.")
 flags.DEFINE_integer("batch", 128, "train_step: images per step.")
 flags.DEFINE_integer("steps", 3, "train_step: steps timed per round.")
 
@@ -75,12 +76,12 @@ def torch_caffenet(config, params):
     net = nn.Sequential(*layers, nn.Flatten(), dense[0], nn.ReLU(), dense[1], nn.ReLU(), dense[2])
     t = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731  (a writable copy)
     with torch.no_grad():
-        for conv, name in zip(convs, models.CONV_NAMES, strict=True):
+        for conv, name in zip(convs, alexnet.CONV_NAMES, strict=True):
             conv.weight.copy_(t(np.transpose(params[name]["kernel"], (3, 2, 0, 1))))
             conv.bias.copy_(t(params[name]["bias"]))
         k6 = np.asarray(params["fc6"]["kernel"]).reshape(size, size, cin, -1)
         dense[0].weight.copy_(t(k6.transpose(2, 0, 1, 3).reshape(size * size * cin, -1).T))
-        for lin, name in zip(dense, models.FC_NAMES, strict=True):
+        for lin, name in zip(dense, alexnet.FC_NAMES, strict=True):
             if name != "fc6":
                 lin.weight.copy_(t(np.asarray(params[name]["kernel"]).T))
             lin.bias.copy_(t(params[name]["bias"]))
@@ -176,8 +177,8 @@ def compare_captum():
 
     if FLAGS.threads:
         torch.set_num_threads(FLAGS.threads)
-    module = models.caffenet(1000)
-    params = jax.device_get(models.init_params(module, jax.random.key(0)))
+    module = alexnet.caffenet(1000)
+    params = jax.device_get(alexnet.init_params(module, jax.random.key(0)))
     net, pool5 = torch_caffenet(module.config, params)
     rng = np.random.default_rng(0)
     images = (rng.normal(size=(FLAGS.images, 227, 227, 3)) * 50).astype(np.float32)
@@ -188,8 +189,8 @@ def compare_captum():
     print(f"load average at the end {os.getloadavg()}")
 
 
-class LegacyAlexNet(models.AlexNet):
-    """`models.AlexNet.__call__` as it was before the backward-rule option (commit f5ee98f): ReLU,
+class LegacyAlexNet(alexnet.AlexNet):
+    """`alexnet.AlexNet.__call__` as it was before the backward-rule option (commit f5ee98f): ReLU,
     pooling and LRN called directly rather than through `self.ops` (the baseline of
     --compare=train_step)."""
 
@@ -202,12 +203,12 @@ class LegacyAlexNet(models.AlexNet):
         x = x.astype(cfg.dtype)
         if cfg.input_scale != 1.0:
             x = x * cfg.input_scale
-        for name, layer in zip(models.CONV_NAMES, cfg.convs, strict=True):
-            x = nn.relu(models.CaffeConv(layer, cfg.grouped_impl, cfg.dtype, name=name)(x))
+        for name, layer in zip(alexnet.CONV_NAMES, cfg.convs, strict=True):
+            x = nn.relu(alexnet.CaffeConv(layer, cfg.grouped_impl, cfg.dtype, name=name)(x))
             if layer.pool:
-                x = models.max_pool_ceil(x, cfg.pool_window, cfg.pool_stride)
+                x = alexnet.max_pool_ceil(x, cfg.pool_window, cfg.pool_stride)
             if layer.lrn:
-                x = models.local_response_norm(
+                x = alexnet.local_response_norm(
                     x, size=cfg.lrn_size, alpha=cfg.lrn_alpha, beta=cfg.lrn_beta, k=cfg.lrn_k
                 )
             taps[name] = x
@@ -250,15 +251,15 @@ def _train_step(module):
 
 def compare_train_step():
     classes = 1000 if FLAGS.preset == "caffenet" else 100
-    config = models.PRESETS[FLAGS.preset](classes)
+    config = alexnet.PRESETS[FLAGS.preset](classes)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(FLAGS.batch, config.input_size, config.input_size, 3)),
                     jnp.float32)  # fmt: skip
     y = jnp.asarray(rng.integers(0, classes, FLAGS.batch), jnp.int32)
     fns, jaxprs = {}, {}
-    for name, module in (("option", models.AlexNet(config)), ("legacy", LegacyAlexNet(config))):
+    for name, module in (("option", alexnet.AlexNet(config)), ("legacy", LegacyAlexNet(config))):
         step, tx = _train_step(module)
-        params = models.init_params(module, jax.random.key(0))
+        params = alexnet.init_params(module, jax.random.key(0))
         args = (params, tx.init(params), x, y, jax.random.key(1))
         jaxprs[name] = str(jax.make_jaxpr(step)(*args))
         jitted = jax.jit(step, donate_argnums=(0, 1))

@@ -18,7 +18,7 @@ import os
 import jax
 from absl import app, flags
 
-from jaxcnn.feature_sets import FeatureSet
+from jaxcnn.features.sets import FeatureSet
 from jaxcnn.visualize import figures
 
 FLAGS = flags.FLAGS

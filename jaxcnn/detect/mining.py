@@ -16,7 +16,7 @@ Setting (docs/methods.md §Detection; every constant from R-CNN's code):
   (liblinear's ``-B 10``, the bias regularised with the weights).
 
 R-CNN solves liblinear's hinge loss (``-s 3``). Here every due class is solved at once by
-`jaxcnn.svm.solve_primal` (squared hinge, batched Newton-CG, warm-started from the current
+`jaxcnn.probe.svm.solve_primal` (squared hinge, batched Newton-CG, warm-started from the current
 detector): one design matrix holds the positives and the union of all classes' cached
 negatives, and per-class loss weights select each class's examples (weight 0 elsewhere).
 `liblinear_solver` solves R-CNN's own objective with scikit-learn's ``LinearSVC(loss="hinge")``
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import svm
+from jaxcnn.probe import svm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _num_cols(n: int, k: int) -> int:
 
 
 # R-CNN's liblinear runs its dual solver at its default tolerance (eps 0.1); Newton-CG on the
-# squared hinge is stopped correspondingly early (`jaxcnn.svm.SolverOptions`).
+# squared hinge is stopped correspondingly early (`jaxcnn.probe.svm.SolverOptions`).
 MINING_OPTIONS = svm.SolverOptions(gtol=1e-3, ftol=1e-3, max_newton=30, max_cg=200, cg_rtol=0.1)
 
 

@@ -21,10 +21,11 @@ import time
 
 import numpy as np
 
-from jaxcnn import checkpoints, trainer
+from jaxcnn import model
 from jaxcnn.detect import data as data_lib
 from jaxcnn.detect import evaluate, mining, results, roidb, window_features, window_finetune
 from jaxcnn.detect import windows as windows_lib
+from jaxcnn.storage import checkpoints
 
 REGIMES = ("none", "ft", "fc-ft", "scratch")
 
@@ -70,15 +71,15 @@ def _model_meta(run_dir: str, step: int | None) -> dict:
 def finetune_network(regime, source_run, source_step, train, test, wspec, fspec, out_dir, log):
     """The run directory of `regime`'s window fine-tuning (trained or resumed here); it is
     validated on a fixed draw of labelled test-split windows (a quarter foreground)."""
-    model = _model_meta(source_run, None if source_step < 0 else source_step)
+    meta = _model_meta(source_run, None if source_step < 0 else source_step)
     scratch = regime == "scratch"
     cfg = window_finetune.WindowTrainConfig(
         num_classes=train.source.num_classes + 1,
         num_steps=fspec.scratch_steps if scratch else fspec.steps,
         batch_size=fspec.batch_size,
-        preset=model["preset"],
-        model_overrides=dict(model.get("overrides", {})),
-        compute_dtype=model.get("compute_dtype", "float32"),
+        preset=meta["preset"],
+        model_overrides=dict(meta.get("overrides", {})),
+        compute_dtype=meta.get("compute_dtype", "float32"),
         regime=regime,
         init_from="" if scratch else os.path.abspath(source_run),
         init_step=source_step,
@@ -196,7 +197,7 @@ def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_
 
 def detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir, log):
     """pool5 of both splits through `run_dir`'s network (cached), then `evaluate_features`."""
-    module = trainer.module_from_run(run_dir, None if step < 0 else step)
+    module = model.module_from_run(run_dir, None if step < 0 else step)
     params = checkpoints.restore_params(run_dir, None if step < 0 else step)
     net_dir = os.path.join(out_dir, name)
     pool5 = {}

@@ -1,13 +1,13 @@
 """Features of every window: pool5 streamed to disk in float16, fc6/fc7 and ablations on the fly.
 
-R-CNN caches pool5 of every box and computes fc6/fc7 from it when training and testing the
-detectors (``rcnn_pool5_to_fcX.m``). Here pool5 (the model's ``conv5`` tap, after pooling) is
-stored as float16 through `jaxcnn.features.extract_features` (resumable, manifest) in window
-order: image by image, each image's boxes in its entry order (`jaxcnn.detect.roidb`).
-`LayerView` then gives any layer of one image's windows: ``conv5`` (optionally ablated:
-binarize, sp-max, sp-shuffle, sp-max-bin; `jaxcnn.ablations`), or ``fc6`` / ``fc7`` computed
-from the stored pool5 with the network's own fc weights, in one jitted program per padded size.
-Float16 keeps 11 significant bits: relative rounding <= 2^-11 of each pool5 value.
+R-CNN caches pool5 of every box and computes fc6/fc7 from it when training and testing the detectors
+(``rcnn_pool5_to_fcX.m``). Here pool5 (the model's ``conv5`` tap, after pooling) is stored as
+float16 through `jaxcnn.features.extract_features` (resumable, manifest) in window order: image by
+image, each image's boxes in its entry order (`jaxcnn.detect.roidb`). `LayerView` then gives any
+layer of one image's windows: ``conv5`` (optionally ablated: binarize, sp-max, sp-shuffle,
+sp-max-bin; `jaxcnn.features.ablations`), or ``fc6`` / ``fc7`` computed from the stored pool5 with
+the network's own fc weights, in one jitted program per padded size. Float16 keeps 11 significant
+bits: relative rounding <= 2^-11 of each pool5 value.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import ablations, features
 from jaxcnn.detect import windows as windows_lib
+from jaxcnn.features import ablations, extraction
 
 LAYERS = ("conv5", "fc6", "fc7")
 
@@ -45,10 +45,10 @@ def extract_pool5(
     total = int(sum(len(b) for b in boxes_per_image))
     batches = window_batches(image_of, boxes_per_image, spec, batch_size=batch_size)
     try:
-        return features.load_features(out_dir, "conv5")
+        return extraction.load_features(out_dir, "conv5")
     except ValueError:
         pass  # not there or incomplete: extract (resuming at the stored rows)
-    features.extract_features(
+    extraction.extract_features(
         module,
         params,
         batches,
@@ -58,7 +58,7 @@ def extract_pool5(
         dtype=np.float16,
         progress=progress,
     )
-    return features.load_features(out_dir, "conv5")
+    return extraction.load_features(out_dir, "conv5")
 
 
 def layer_from_pool5(params, pool5_NxHxWxC, *, layer: str, ablation: str = "none", key=None):

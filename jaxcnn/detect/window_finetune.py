@@ -1,8 +1,8 @@
 """Window fine-tuning for detection in the existing training harness (R-CNN's fine-tuning).
 
 The network gets a new classifier of classes + 1 outputs (0 = background) and trains on the
-32/96 window batches of `jaxcnn.detect.windows` with `jaxcnn.trainer.train`, in the harness's
-regimes (`jaxcnn.finetune`): ``ft`` (all layers from the source network except the new fc8),
+32/96 window batches of `jaxcnn.detect.windows` with `jaxcnn.train.loop.train`, in the harness's
+regimes (`jaxcnn.train.regimes`): ``ft`` (all layers from the source network except the new fc8),
 ``fc-ft`` (conv1-conv5 frozen) and ``scratch`` (random initialisation), from any checkpointed
 step of a pre-training run. R-CNN's solver: lr 0.001, x 0.1 every 20,000 iterations, momentum
 0.9, weight decay 5e-4, batch 128; the new layer's learning-rate multipliers are 10 (weights)
@@ -18,8 +18,8 @@ import functools
 
 import jax
 
-from jaxcnn import optim, trainer
-from jaxcnn.train_config import TrainConfig
+from jaxcnn.train import loop, solver
+from jaxcnn.train.config import TrainConfig
 
 HEAD = "fc8"
 
@@ -55,13 +55,13 @@ class WindowTrainConfig(TrainConfig):
 def _head_optimizer(treedef, base_lr, gamma, step, momentum, decay, bias_lr, bias_decay, head):
     """Caffe SGD whose fc8 blobs have lr_mult x `head` (cached: runs share compiled steps)."""
     skeleton = jax.tree_util.tree_unflatten(treedef, [0.0] * treedef.num_leaves)
-    lr_mult, decay_mult = optim.caffe_multipliers(
+    lr_mult, decay_mult = solver.caffe_multipliers(
         skeleton, bias_lr_mult=bias_lr, bias_decay_mult=bias_decay
     )
     if HEAD in lr_mult:
         lr_mult = {**lr_mult, HEAD: jax.tree_util.tree_map(lambda m: m * head, lr_mult[HEAD])}
-    return optim.caffe_sgd(
-        optim.step_schedule(base_lr, gamma=gamma, step_size=step),
+    return solver.caffe_sgd(
+        solver.step_schedule(base_lr, gamma=gamma, step_size=step),
         momentum=momentum,
         weight_decay=decay,
         lr_mult=lr_mult,
@@ -72,7 +72,7 @@ def _head_optimizer(treedef, base_lr, gamma, step, momentum, decay, bias_lr, bia
 def finetune_windows(
     config: WindowTrainConfig, run_dir: str, *, train_data, eval_data=None, on_record=None
 ) -> dict:
-    """Run (or resume) one window fine-tuning; `trainer.train`'s summary."""
-    return trainer.train(
+    """Run (or resume) one window fine-tuning; `loop.train`'s summary."""
+    return loop.train(
         config, run_dir, train_data=train_data, eval_data=eval_data, on_record=on_record
     )

@@ -8,7 +8,7 @@ set (Caffe's ``WindowDataLayer``: ``rand() % fg_windows.size()``); each window i
 context padding (`jaxcnn.detect.boxes.warp_pixel_box`, 16 px at 227, scaled) and mirrored with
 probability 1/2.
 
-`WindowIterator` meets `jaxcnn.trainer`'s data contract: batch ``n`` is drawn from
+`WindowIterator` meets `jaxcnn.train.loop`'s data contract: batch ``n`` is drawn from
 ``np.random.default_rng([seed, n])``, so the state is just ``{"batch": n}`` and a resumed run
 sees the same windows.
 """

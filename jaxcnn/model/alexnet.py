@@ -295,9 +295,8 @@ class CaffeConv(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class LayerOps:
-    """The ReLU, max pooling and LRN the network applies. The defaults are the training path;
-    `jaxcnn.visualize.rules` swaps in ones with the same forward pass and other backward rules
-    (deconvnet, guided backpropagation)."""
+    """The network's ReLU, max pooling and LRN: the training path by default; `jaxcnn.visualize`
+    swaps in the same forward passes with other backward rules (deconvnet, guided)."""
 
     relu: Callable = nn.relu
     max_pool: Callable = max_pool_ceil  # (x, window, stride)

@@ -25,8 +25,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcnn import checkpoints, stages, train_data, trainer, training_log
-from jaxcnn.train_config import TrainConfig
+from jaxcnn.storage import checkpoints
+from jaxcnn.study import stages
+from jaxcnn.train import data as train_data
+from jaxcnn.train import log as training_log
+from jaxcnn.train import loop
+from jaxcnn.train.config import TrainConfig
 from jaxcnn.transfer import grid, splits, treatments
 from jaxcnn.transfer import report as transfer_report
 
@@ -158,7 +162,7 @@ def _train_job(
         (base,) = deps.values()
         source = checkpoints.restore_params(base.out_dir / "run")
     run_dir = str(Path(out_dir) / "run")
-    trainer.train(
+    loop.train(
         tcfg,
         run_dir,
         train_data=train_data.train_iterator(

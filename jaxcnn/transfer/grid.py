@@ -1,7 +1,7 @@
 """Grid jobs that any process can claim: cached stages guarded by an OS-level lock.
 
-A `Job` is a named cached stage (`jaxcnn.stages`): its folder is ``<root>/<name>-<key>``, the key
-a hash of its config and of its dependencies' keys, and it is finished when the folder holds
+A `Job` is a named cached stage (`jaxcnn.study.stages`): its folder is ``<root>/<name>-<key>``, the
+key a hash of its config and of its dependencies' keys, and it is finished when the folder holds
 ``stage.json`` (written atomically after the job's function returns).
 
 Any number of worker processes (one per local device, per cluster host, per SLURM array task)
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jaxcnn import stages
+from jaxcnn.study import stages
 
 LOCK = "claim.lock"
 

@@ -1,9 +1,9 @@
 """Figure, tables and findings of the transfer experiment (Yosinski et al., Fig. 2).
 
-`sections(result, out_dir)` builds the report sections (`jaxcnn.report`) from
+`sections(result, out_dir)` builds the report sections (`jaxcnn.study.render`) from
 `experiment.gather`'s result and draws the figure into `out_dir`; `write` renders them as
-``report.md`` / ``report.html`` next to ``results.json``. A study can put the same sections into
-its own report.
+``render.md`` / ``render.html`` next to ``results.json``. A study can put the same sections into
+its own render.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn import report, stages
+from jaxcnn.study import render, stages
 from jaxcnn.transfer import findings
 
 # Yosinski et al. 2014, mean of the 10 best top-1 evaluations on B's validation set, from their
@@ -77,7 +77,7 @@ def plot(rows, path: Path, *, title: str = "") -> Path:
     return path
 
 
-def means_table(rows) -> report.Table:
+def means_table(rows) -> render.Table:
     """Means per n of every treatment, each beside the authors' value."""
     best, final = means(rows, "best"), means(rows, "final")
     names = [t for t in STYLE if t != "baseB" and any(k[0] == t for k in best)]
@@ -100,7 +100,7 @@ def means_table(rows) -> report.Table:
         "runs; paper: Yosinski et al. 2014 (ImageNet 500/500), BnB+/AnB+ given as their range "
         "over n. Last row: the final evaluation's top-1 averaged over n."
     )
-    return report.Table(tuple(header), tuple(out), caption)
+    return render.Table(tuple(header), tuple(out), caption)
 
 
 def _mean_over_n(cell_means: dict, name: str) -> float:
@@ -121,7 +121,7 @@ def _paper(name: str, n: int) -> str:
     return "–"
 
 
-def sections(result: dict, out_dir: Path) -> tuple[list[report.Section], list[report.Finding]]:
+def sections(result: dict, out_dir: Path) -> tuple[list[render.Section], list[render.Finding]]:
     """The report's sections and findings for a gathered result (draws the figure)."""
     rows = result["rows"]
     found, nz = findings.decide(rows, result["val_count"])
@@ -133,24 +133,24 @@ def sections(result: dict, out_dir: Path) -> tuple[list[report.Section], list[re
         f"the {result['best_k']} best evaluations. Noise for the findings: {nz.describe()}; a "
         f"difference counts when it exceeds {findings.Z:g} sigma sqrt(1/N_a + 1/N_b)."
     )
-    sec = report.Section(
+    sec = render.Section(
         "Transfer between halves A and B (Yosinski et al. 2014, Fig. 2)",
         text,
         (means_table(rows),),
-        (report.Figure(figure, "top-1 against n: dots are runs, lines join the means"),),
+        (render.Figure(figure, "top-1 against n: dots are runs, lines join the means"),),
         tuple(found),
     )
     return [sec], found
 
 
 def write(result: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``results.json``, ``transfer.png``, ``report.md`` and ``report.html`` in `out_dir`."""
+    """``results.json``, ``transfer.png``, ``render.md`` and ``render.html`` in `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     secs, found = sections(result, out_dir)
     verdicts = [{"claim": f.claim, "holds": f.holds, "evidence": f.evidence} for f in found]
     stages.write_json_atomic(out_dir / "results.json", {**result, "findings": verdicts})
-    return report.write_report(out_dir, "Transferability of features (Yosinski et al.)", secs)
+    return render.write_report(out_dir, "Transferability of features (Yosinski et al.)", secs)
 
 
 def load(out_dir: str | os.PathLike) -> dict:

@@ -21,12 +21,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxcnn import finetune, models
-from jaxcnn import train as train_lib
-from jaxcnn.train_config import TrainConfig
+from jaxcnn import model
+from jaxcnn.model import alexnet
+from jaxcnn.train import regimes
+from jaxcnn.train import step as train_lib
+from jaxcnn.train.config import TrainConfig
 
-LAYERS = models.TAP_NAMES  # layer n (1-based) is LAYERS[n - 1]
-ALL_LAYERS = (*models.CONV_NAMES, *models.FC_NAMES)
+LAYERS = alexnet.TAP_NAMES  # layer n (1-based) is LAYERS[n - 1]
+ALL_LAYERS = (*alexnet.CONV_NAMES, *alexnet.FC_NAMES)
 TREATMENTS = ("BnB", "BnB+", "AnB", "AnB+")
 CONTROL = "random"
 BASE = "base"
@@ -53,19 +55,19 @@ def treatment(name: str) -> Treatment:
 def start_params(
     name: str,
     n: int,
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     rng: jax.Array,
     source_params: dict | None = None,
 ) -> tuple[dict, tuple[str, ...]]:
     """``(params, trainable_layers)`` of treatment `name` at depth `n` (module docstring).
 
-    Layers not copied equal ``finetune.init_params(module, rng)``; `source_params` (the base
+    Layers not copied equal ``model.init_params(module, rng)``; `source_params` (the base
     network to copy from) is required exactly when the treatment copies layers."""
     spec = treatment(name)
     if spec.name == BASE:
         if n != 0 or source_params is not None:
             raise ValueError("the base networks are n = 0 and start from random weights")
-        return finetune.init_params(module, rng), ALL_LAYERS
+        return model.init_params(module, rng), ALL_LAYERS
     if not 1 <= n <= len(LAYERS):
         raise ValueError(f"n must be in 1..{len(LAYERS)} for {name}, got {n}")
     if (spec.source is None) != (source_params is None):
@@ -74,9 +76,9 @@ def start_params(
         )
     lower = LAYERS[:n]
     if spec.source is None:
-        params = finetune.init_params(module, rng)
+        params = model.init_params(module, rng)
     else:
-        params = finetune.transplant(source_params, module, rng, copy=lower)
+        params = regimes.transplant(source_params, module, rng, copy=lower)
     trainable = tuple(k for k in ALL_LAYERS if not (spec.frozen and k in lower))
     return params, trainable
 
@@ -85,7 +87,7 @@ def initial_state(
     config: TrainConfig, name: str, n: int, source_params: dict | None = None
 ) -> train_lib.TrainState:
     """The step-0 training state of a transfer run: `start_params` with the config's network,
-    seed and optimizer (as `jaxcnn.train_config.initial_state` builds a regime's state)."""
+    seed and optimizer (as `jaxcnn.train.config.initial_state` builds a regime's state)."""
     module = config.module()
     init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     params, trainable = start_params(name, n, module, init_rng, source_params)

@@ -1,4 +1,4 @@
-"""Receptive fields of the taps, from the geometry in `models.AlexNetConfig`.
+"""Receptive fields of the taps, from the geometry in `alexnet.AlexNetConfig`.
 
 See docs/methods.md §Visualisation. A tap position (y, x) sees the input rows
 ``[y·J − P, y·J − P + R − 1]`` (and the same columns), where, layer by layer from the input
@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,14 +29,14 @@ class Field:
         return y * self.stride - self.offset, x * self.stride - self.offset
 
 
-def receptive_field(config: models.AlexNetConfig, layer: str) -> Field:
+def receptive_field(config: alexnet.AlexNetConfig, layer: str) -> Field:
     """The `Field` of tap `layer` (module docstring)."""
     if layer in ("fc6", "fc7"):
         return Field(config.input_size, config.input_size, 0)
-    if layer not in models.CONV_NAMES:
-        raise ValueError(f"layer must be one of {models.TAP_NAMES}, got {layer!r}")
+    if layer not in alexnet.CONV_NAMES:
+        raise ValueError(f"layer must be one of {alexnet.TAP_NAMES}, got {layer!r}")
     size, stride, offset = 1, 1, 0
-    for name, conv in zip(models.CONV_NAMES, config.convs, strict=True):
+    for name, conv in zip(alexnet.CONV_NAMES, config.convs, strict=True):
         size += (conv.kernel - 1) * stride
         offset += conv.padding * stride
         stride *= conv.stride

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxcnn import checkpoints, train_config
-from jaxcnn.analysis import grandmother
-from jaxcnn.analysis import plots as analysis_plots
+from jaxcnn import model
 from jaxcnn.data import boxes, pipeline
-from jaxcnn.feature_sets import FeatureSet, open_view
+from jaxcnn.features.sets import FeatureSet, open_view
+from jaxcnn.selectivity import grandmother
+from jaxcnn.selectivity import plots as analysis_plots
+from jaxcnn.storage import checkpoints
 from jaxcnn.visualize import occlusion, plots, projection, units
 
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -27,7 +28,7 @@ NAMES = {"pre": "pre-trained", "ft": "fine-tuned"}
 
 def load_network(run_dir: str, step: int | None = None):
     """(module, params) of a run's checkpoint (`step` None: the latest)."""
-    return train_config.module_from_run(run_dir, step), checkpoints.restore_params(run_dir, step)
+    return model.module_from_run(run_dir, step), checkpoints.restore_params(run_dir, step)
 
 
 def _first_label(record) -> int:
@@ -72,7 +73,7 @@ def grandmother_units(filter_ap_CxF, class_names: Sequence[str], *, max_units: i
 
 def grandmother_candidates(net, images: units.ImageSet, *, layer="conv5", max_units=8):
     """`grandmother_units` of a network on `images`: per-filter AP of `layer`'s sp-max
-    responses (`jaxcnn.analysis.grandmother.filter_ap`, VOC07 AP), as the selectivity analysis
+    responses (`jaxcnn.selectivity.grandmother.filter_ap`, VOC07 AP), as the selectivity analysis
     scores them. Returns (channels, captions)."""
     module, params = net
     scores, labels = [], []
@@ -169,7 +170,7 @@ def evolution_figures(run_dir, images, out_dir, *, layer="conv5", count=6, steps
     """Fig. 4: `count` random live units of `layer` (live at the last snapshot) over the run's
     snapshots, and the conv-1 filters of each snapshot: {name: path}."""
     steps = steps or checkpoints.available_steps(run_dir)
-    module = train_config.module_from_run(run_dir, steps[-1])
+    module = model.module_from_run(run_dir, steps[-1])
     snaps = {s: checkpoints.restore_params(run_dir, s) for s in steps}
     last = units.top_per_layer(module, snaps[steps[-1]], images, layers=(layer,), k=1)[layer]
     channels = units.random_units(last, count, seed=seed)

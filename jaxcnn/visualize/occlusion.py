@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 
 
 def grid_shape(height: int, width: int, size: int, stride: int) -> tuple[int, int]:
@@ -71,7 +71,7 @@ def _occlude(module, params, image, label, value, *, layer, size, stride, chunk)
 
 
 def occlusion_maps(
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     params,
     image_HxWx3,
     *,
@@ -98,8 +98,8 @@ def occlusion_maps(
     image = jnp.asarray(image_HxWx3, jnp.float32)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an [H, W, 3] image, got shape {image.shape}")
-    if layer not in models.TAP_NAMES:
-        raise ValueError(f"layer must be one of {models.TAP_NAMES}, got {layer!r}")
+    if layer not in alexnet.TAP_NAMES:
+        raise ValueError(f"layer must be one of {alexnet.TAP_NAMES}, got {layer!r}")
     if not 0 <= label < module.config.num_classes:
         raise ValueError(f"label {label} outside [0, {module.config.num_classes})")
     if chunk < 1:

@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 from jaxcnn.visualize import rules
 
 
 def _check(module, x_NHWC, layer):
-    if layer not in models.TAP_NAMES:
-        raise ValueError(f"layer must be one of {models.TAP_NAMES}, got {layer!r}")
+    if layer not in alexnet.TAP_NAMES:
+        raise ValueError(f"layer must be one of {alexnet.TAP_NAMES}, got {layer!r}")
     if x_NHWC.ndim != 4 or x_NHWC.shape[-1] != 3:
         raise ValueError(f"expected NHWC images with 3 channels, got shape {x_NHWC.shape}")
     return module.config.feature_shapes()[layer][-1]
@@ -75,7 +75,7 @@ def _project_positions(module, params, x_NHWC, channel_N, yx_Nx2, *, layer):
 
 
 def project(
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     params,
     x_NHWC,
     *,
@@ -89,7 +89,7 @@ def project(
     Args:
       module: the network (its `ops` are replaced by those of `rule`); params: its parameters.
       x_NHWC: float [N, H, W, 3] network inputs (mean-subtracted).
-      layer: a tap name (`models.TAP_NAMES`).
+      layer: a tap name (`alexnet.TAP_NAMES`).
       channel: a feature map (conv taps) or unit (fc taps) of `layer`, or a sequence of them.
       rule, lrn: the backward rule (`jaxcnn.visualize.rules`).
 
@@ -113,7 +113,7 @@ def project(
 
 
 def project_positions(
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     params,
     x_NHWC,
     *,

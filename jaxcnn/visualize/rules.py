@@ -10,7 +10,7 @@ what the backward pass does at the ReLUs, the max pools and the LRNs (`jax.custo
 | `guided` | Springenberg et al.: ``max(g, 0) · 1[x > 0]`` | the switch (first max)  |
 
 The switch of a pooling window is its first maximum in row-major order, as Caffe and PyTorch
-record it; `jax.grad` of `models.max_pool_ceil` (a chain of `jnp.maximum`) instead splits the
+record it; `jax.grad` of `alexnet.max_pool_ceil` (a chain of `jnp.maximum`) instead splits the
 signal between tied maxima, so `deconv` and `guided` route through `switch_max_pool`. LRN passes
 the signal through its true VJP (``lrn="vjp"``, as Captum and TorchRay do) or unchanged
 (``lrn="identity"``). `grad` with ``lrn="vjp"`` is the network's own training path.
@@ -23,7 +23,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 
 RULES = ("grad", "deconv", "guided")
 LRN_RULES = ("vjp", "identity")
@@ -65,10 +65,10 @@ guided_relu.defvjp(_guided_relu_fwd, _guided_relu_bwd)
 
 def _window_parts(x_NHWC, window, stride):
     """[window², N, OH, OW, C]: the window's entries of every output, row-major (as
-    `models.max_pool_ceil`, whose -inf padding of a partial last window is kept)."""
+    `alexnet.max_pool_ceil`, whose -inf padding of a partial last window is kept)."""
     n, h, w, c = x_NHWC.shape
-    oh = models.pool_output_size(h, window, stride)
-    ow = models.pool_output_size(w, window, stride)
+    oh = alexnet.pool_output_size(h, window, stride)
+    ow = alexnet.pool_output_size(w, window, stride)
     pad_h, pad_w = (oh - 1) * stride + window - h, (ow - 1) * stride + window - w
     x = jnp.pad(x_NHWC, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
     parts = []
@@ -81,12 +81,12 @@ def _window_parts(x_NHWC, window, stride):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def switch_max_pool(x_NHWC, window, stride):
-    """`models.max_pool_ceil` whose backward pass sends each output's signal to its switch."""
-    return models.max_pool_ceil(x_NHWC, window, stride)
+    """`alexnet.max_pool_ceil` whose backward pass sends each output's signal to its switch."""
+    return alexnet.max_pool_ceil(x_NHWC, window, stride)
 
 
 def _switch_fwd(x_NHWC, window, stride):
-    out = models.max_pool_ceil(x_NHWC, window, stride)
+    out = alexnet.max_pool_ceil(x_NHWC, window, stride)
     return out, (x_NHWC, out)
 
 
@@ -110,7 +110,7 @@ switch_max_pool.defvjp(_switch_fwd, _switch_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
 def _identity_lrn(x_NHWC, size, alpha, beta, k):
-    return models.local_response_norm(x_NHWC, size=size, alpha=alpha, beta=beta, k=k)
+    return alexnet.local_response_norm(x_NHWC, size=size, alpha=alpha, beta=beta, k=k)
 
 
 def _identity_lrn_fwd(x_NHWC, size, alpha, beta, k):
@@ -125,25 +125,25 @@ _identity_lrn.defvjp(_identity_lrn_fwd, _identity_lrn_bwd)
 
 
 def identity_lrn(x_NHWC, *, size=5, alpha=1e-4, beta=0.75, k=1.0):
-    """`models.local_response_norm` whose backward pass leaves the signal unchanged."""
+    """`alexnet.local_response_norm` whose backward pass leaves the signal unchanged."""
     return _identity_lrn(x_NHWC, size, alpha, beta, k)
 
 
-def layer_ops(rule: str = "grad", lrn: str = "vjp") -> models.LayerOps:
-    """The `models.LayerOps` of a backward rule (module docstring)."""
+def layer_ops(rule: str = "grad", lrn: str = "vjp") -> alexnet.LayerOps:
+    """The `alexnet.LayerOps` of a backward rule (module docstring)."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if lrn not in LRN_RULES:
         raise ValueError(f"lrn must be one of {LRN_RULES}, got {lrn!r}")
-    ops = models.LayerOps()
+    ops = alexnet.LayerOps()
     if rule != "grad":
         relu = deconv_relu if rule == "deconv" else guided_relu
-        ops = models.LayerOps(relu=relu, max_pool=switch_max_pool, lrn=ops.lrn)
+        ops = alexnet.LayerOps(relu=relu, max_pool=switch_max_pool, lrn=ops.lrn)
     if lrn == "identity":
-        ops = models.LayerOps(relu=ops.relu, max_pool=ops.max_pool, lrn=identity_lrn)
+        ops = alexnet.LayerOps(relu=ops.relu, max_pool=ops.max_pool, lrn=identity_lrn)
     return ops
 
 
-def with_rule(module: models.AlexNet, rule: str = "deconv", lrn: str = "vjp") -> models.AlexNet:
+def with_rule(module: alexnet.AlexNet, rule: str = "deconv", lrn: str = "vjp") -> alexnet.AlexNet:
     """`module` (same parameters, same forward pass) with the backward rule `rule`."""
     return module.clone(ops=layer_ops(rule, lrn))

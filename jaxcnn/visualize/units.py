@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 from jaxcnn.visualize import fields, projection, topk
 
 
@@ -43,14 +43,14 @@ class ImageSet:
 
 
 @functools.partial(jax.jit, static_argnames=("module", "layers"))
-def forward(module, params, images, *, layers=models.TAP_NAMES):
+def forward(module, params, images, *, layers=alexnet.TAP_NAMES):
     """(logits, {layer: acts} of `layers`), jitted."""
     logits, taps = module.apply({"params": params}, images, train=False)
     return logits, {name: taps[name] for name in layers}
 
 
 def top_per_layer(
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     params,
     images: ImageSet,
     *,
@@ -91,7 +91,7 @@ def _project_chunked(module, params, x, channel, yx, *, layer, rule, lrn, chunk=
 
 
 def unit_patches(
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     params,
     images: ImageSet,
     top: topk.TopActivations,
@@ -147,7 +147,7 @@ def random_units(top: topk.TopActivations, count: int, *, seed: int = 0) -> np.n
 
 
 def feature_evolution(
-    module: models.AlexNet,
+    module: alexnet.AlexNet,
     snapshots: Mapping[int, Any],
     images: ImageSet,
     *,

@@ -6,8 +6,8 @@ import types
 import numpy as np
 import pytest
 
-from jaxcnn import svm
 from jaxcnn.detect import mining
+from jaxcnn.probe import svm
 
 CFG = mining.MiningConfig()
 

@@ -9,9 +9,11 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from jaxcnn import checkpoints, finetune, models  # noqa: E402
+from jaxcnn import model
 from jaxcnn.detect import data, mining, run  # noqa: E402
 from jaxcnn.detect import selective_search as ss  # noqa: E402
+from jaxcnn.model import alexnet
+from jaxcnn.storage import checkpoints
 
 TINY = dict(width=0.125, fc_width=32, input_size=32)
 
@@ -27,9 +29,9 @@ def tiny_scenes(tmp_path_factory):
 
 def test_run_detection_smoke(tmp_path, tiny_scenes):
     src = tmp_path / "source"
-    module = models.from_preset("small", 7, **TINY)
+    module = alexnet.from_preset("small", 7, **TINY)
     meta = {"model": {"preset": "small", "num_classes": 7, "overrides": TINY}}
-    checkpoints.save_params(src, finetune.init_params(module, jax.random.key(0)), meta=meta)
+    checkpoints.save_params(src, model.init_params(module, jax.random.key(0)), meta=meta)
     spec = data.DataSpec(
         dataset="toyworld/scenes_tiny",
         data_dir=tiny_scenes,

@@ -5,16 +5,18 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcnn import ablations, finetune, models
+from jaxcnn import model
 from jaxcnn.detect import window_features, windows
+from jaxcnn.features import ablations
+from jaxcnn.model import alexnet
 
 TINY = dict(width=0.125, fc_width=32, input_size=32)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    module = models.from_preset("small", 5, **TINY)
-    params = finetune.init_params(module, jax.random.key(0))
+    module = alexnet.from_preset("small", 5, **TINY)
+    params = model.init_params(module, jax.random.key(0))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40, 48, 3)).astype(np.uint8) for _ in range(3)]
     boxes = [

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import checkpoints, finetune, models
+from jaxcnn import model
 from jaxcnn.detect import window_finetune, windows
+from jaxcnn.model import alexnet
+from jaxcnn.storage import checkpoints
 
 TINY = dict(width=0.125, fc_width=32, input_size=32)
 
@@ -30,8 +32,8 @@ def test_head_gets_ten_and_twenty_times_the_rate():
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("pretrained")
-    module = models.from_preset("small", 7, **TINY)
-    params = finetune.init_params(module, jax.random.key(3))
+    module = alexnet.from_preset("small", 7, **TINY)
+    params = model.init_params(module, jax.random.key(3))
     meta = {"model": {"preset": "small", "num_classes": 7, "overrides": TINY}}
     checkpoints.save_params(run, params, meta=meta)
     return str(run)

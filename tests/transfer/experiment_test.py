@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from jaxcnn import checkpoints, train_data
-from jaxcnn.train_config import TrainConfig
+from jaxcnn.storage import checkpoints
+from jaxcnn.train import data as train_data
+from jaxcnn.train.config import TrainConfig
 from jaxcnn.transfer import experiment, grid, report
 
 TINY = {"width": 0.125, "fc_width": 32, "input_size": 32}

@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcnn import finetune, train
-from jaxcnn.train_config import TrainConfig
+from jaxcnn import model
+from jaxcnn.train import step as step_lib
+from jaxcnn.train.config import TrainConfig
 from jaxcnn.transfer import treatments
 
 TINY = {"width": 0.125, "fc_width": 32, "input_size": 32}
@@ -24,7 +25,7 @@ def _config(**kw):
 @pytest.fixture(scope="module")
 def source():
     """A 'base network' of another half (different classifier width: fc8 is never copied)."""
-    return jax.device_get(finetune.init_params(_config(num_classes=9).module(), jax.random.key(1)))
+    return jax.device_get(model.init_params(_config(num_classes=9).module(), jax.random.key(1)))
 
 
 def _leaves_equal(x, y):
@@ -35,7 +36,7 @@ def _leaves_equal(x, y):
 def test_copied_layers_equal_source_and_the_rest_a_fresh_init(source, name, n):
     cfg = _config()
     init_rng, _ = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    fresh = jax.device_get(finetune.init_params(cfg.module(), init_rng))
+    fresh = jax.device_get(model.init_params(cfg.module(), init_rng))
     state = treatments.initial_state(cfg, name, n, source)
     for layer in (*LAYERS, "fc8"):
         want = source[layer] if layer in LAYERS[:n] else fresh[layer]
@@ -47,7 +48,7 @@ def test_copied_layers_equal_source_and_the_rest_a_fresh_init(source, name, n):
 
 
 def _steps(state, count=3):
-    step = jax.jit(functools.partial(train.train_step))
+    step = jax.jit(functools.partial(step_lib.train_step))
     rng = np.random.default_rng(0)
     for _ in range(count):
         batch = {
@@ -76,7 +77,7 @@ def test_frozen_layers_stay_put_and_plus_layers_train(source, plus):
 def test_random_control_and_base(source):
     cfg = _config()
     init_rng, _ = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    fresh = jax.device_get(finetune.init_params(cfg.module(), init_rng))
+    fresh = jax.device_get(model.init_params(cfg.module(), init_rng))
     state = treatments.initial_state(cfg, "random", 2, None)
     assert all(_leaves_equal(jax.device_get(state.params[k]), fresh[k]) for k in fresh)
     assert state.trainable == ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")

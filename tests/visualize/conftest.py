@@ -6,22 +6,22 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 
 
 def tiny_config(input_scale=1.0):
     """19 px input: conv1 3x3 -> 17, pool -> 8; conv2 (groups 2) -> 8, pool -> 4 (ceil mode: a
     partial last window); conv3-5 -> 4, pool -> 2 (partial again); fc 6, 6; 3 classes."""
     convs = (
-        models.ConvLayer(4, 3, pool=True, lrn=True),
-        models.ConvLayer(4, 3, padding=1, groups=2, pool=True, lrn=True),
-        models.ConvLayer(6, 3, padding=1),
-        models.ConvLayer(6, 3, padding=1, groups=2),
-        models.ConvLayer(4, 3, padding=1, groups=2, pool=True),
+        alexnet.ConvLayer(4, 3, pool=True, lrn=True),
+        alexnet.ConvLayer(4, 3, padding=1, groups=2, pool=True, lrn=True),
+        alexnet.ConvLayer(6, 3, padding=1),
+        alexnet.ConvLayer(6, 3, padding=1, groups=2),
+        alexnet.ConvLayer(4, 3, padding=1, groups=2, pool=True),
     )
-    fcs = (models.DenseLayer(6), models.DenseLayer(6))
+    fcs = (alexnet.DenseLayer(6), alexnet.DenseLayer(6))
     # alpha large enough that LRN's cross-channel terms matter in the comparisons.
-    return models.AlexNetConfig(
+    return alexnet.AlexNetConfig(
         19, 3, convs, fcs, lrn_alpha=0.5, input_scale=input_scale,
         grouped_impl="feature_group_count",  # fewer ops to compile than "split", same outputs
     )  # fmt: skip
@@ -29,7 +29,7 @@ def tiny_config(input_scale=1.0):
 
 def random_params(module, seed):
     """Gaussian parameters (std 0.5) of `module`'s shapes (eval_shape: nothing is run)."""
-    params = jax.eval_shape(functools.partial(models.init_params, module), jax.random.key(0))
+    params = jax.eval_shape(functools.partial(alexnet.init_params, module), jax.random.key(0))
     rng = np.random.default_rng(seed)
     return jax.tree_util.tree_map(
         lambda p: (rng.normal(size=p.shape) * 0.5).astype(np.float32), params
@@ -46,7 +46,7 @@ def blocky_images(n, size, seed):
 
 @pytest.fixture(scope="module")
 def tiny():
-    module = models.AlexNet(tiny_config())
+    module = alexnet.AlexNet(tiny_config())
     return module, random_params(module, 0), blocky_images(3, 19, 1)
 
 

@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 from jaxcnn.visualize import fields
 from tests.visualize.conftest import tiny_config
 
 
 def test_caffenet_fields_by_hand():
-    cfg = models.caffenet_config()
+    cfg = alexnet.caffenet_config()
     # conv1 11/4 -> R 11, J 4; pool 3/2 -> R 11 + 2·4 = 19, J 8.
     assert fields.receptive_field(cfg, "conv1") == fields.Field(19, 8, 0)
     # conv2 5 pad 2 -> R 19 + 4·8 = 51, P 16; pool -> R 67, J 16; conv3-5 3 pad 1 -> R 67 + 3·32
@@ -28,8 +28,8 @@ def test_caffenet_fields_by_hand():
 def test_gradient_support_inside_field(layer):
     # Every input pixel that influences position (y, x) lies inside its field; the field's
     # corners are reached for the top-left position (the tiny net has no padding in conv1).
-    module = models.AlexNet(tiny_config())
-    params = jax.eval_shape(lambda: models.init_params(module, jax.random.key(0)))
+    module = alexnet.AlexNet(tiny_config())
+    params = jax.eval_shape(lambda: alexnet.init_params(module, jax.random.key(0)))
     params = jax.tree_util.tree_map(lambda p: jnp.full(p.shape, 0.1), params)
     field = fields.receptive_field(module.config, layer)
     h = module.config.feature_shapes()[layer][0]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 from jaxcnn.visualize import projection, rules
 from tests.visualize import numpy_deconvnet as ref
 from tests.visualize.conftest import blocky_images, forward, random_params, tiny_config
@@ -83,14 +83,14 @@ def test_deconv_conv5_equals_numpy_and_depends_on_switches_of_tied_windows(tiny)
                      for xi in x])  # fmt: skip
     got = projection.project(module, params, x, layer="conv5", channel=c)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
-    split = module.clone(ops=models.LayerOps(relu=rules.deconv_relu))
+    split = module.clone(ops=alexnet.LayerOps(relu=rules.deconv_relu))
     got_split = projection._project_channels(split, params, jnp.asarray(x), jnp.array([c]),
                                              layer="conv5")[0]  # fmt: skip
     assert np.abs(got_split - want).max() > 1e-3 * np.abs(want).max()
 
 
 def test_input_scale_is_part_of_the_projection():
-    module = models.AlexNet(tiny_config(input_scale=0.25))
+    module = alexnet.AlexNet(tiny_config(input_scale=0.25))
     params, x = random_params(module, 3), blocky_images(2, 19, 4) * 4
     c = _active_channel(module, params, x, "conv5")
     got = projection.project(module, params, x, layer="conv5", channel=c)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import models
+from jaxcnn.model import alexnet
 from jaxcnn.visualize import rules
 from tests.visualize import numpy_deconvnet as ref
 
@@ -31,7 +31,7 @@ def test_switch_pool_routes_to_first_max_and_differs_from_split_gradient():
     np.testing.assert_array_equal(out[0], want_out)
     np.testing.assert_allclose(got[0], ref.unpool(g[0], switch, x.shape[1:]), rtol=1e-6)
     # The ordinary gradient of max_pool_ceil splits the tied windows' signal: not the switch.
-    _, split_vjp = jax.vjp(lambda v: models.max_pool_ceil(v, 3, 2), jnp.asarray(x))
+    _, split_vjp = jax.vjp(lambda v: alexnet.max_pool_ceil(v, 3, 2), jnp.asarray(x))
     assert not np.allclose(split_vjp(jnp.asarray(g))[0], got)
 
 
@@ -52,7 +52,7 @@ def test_identity_lrn_same_forward_passes_signal_unchanged():
     x = jax.random.normal(jax.random.key(0), (2, 3, 3, 7))
     kw = dict(size=5, alpha=0.5, beta=0.75, k=1.0)
     y, vjp = jax.vjp(jax.jit(lambda v: rules.identity_lrn(v, **kw)), x)
-    np.testing.assert_allclose(y, models.local_response_norm(x, **kw), rtol=1e-6)
+    np.testing.assert_allclose(y, alexnet.local_response_norm(x, **kw), rtol=1e-6)
     g = jax.random.normal(jax.random.key(1), x.shape)
     np.testing.assert_array_equal(vjp(g)[0], g)
 
@@ -63,7 +63,7 @@ def test_numpy_lrn_backward_matches_autodiff():
     g = np.random.default_rng(1).normal(size=a.shape)
     _, s = ref.lrn(a, 5, 0.5, 0.75, 1.0)
     _, vjp = jax.vjp(
-        lambda v: models.local_response_norm(v, size=5, alpha=0.5, beta=0.75, k=1.0),
+        lambda v: alexnet.local_response_norm(v, size=5, alpha=0.5, beta=0.75, k=1.0),
         jnp.asarray(a[None], jnp.float32),
     )
     want = ref.lrn_backward(g, a, s, 5, 0.5, 0.75)
@@ -72,8 +72,8 @@ def test_numpy_lrn_backward_matches_autodiff():
 
 
 def test_grad_rule_is_the_training_path():
-    assert rules.layer_ops("grad", "vjp") == models.LayerOps()
-    assert models.AlexNet(models.small_config(10)).ops == models.LayerOps()
+    assert rules.layer_ops("grad", "vjp") == alexnet.LayerOps()
+    assert alexnet.AlexNet(alexnet.small_config(10)).ops == alexnet.LayerOps()
     ops = rules.layer_ops("deconv", "identity")
     assert (ops.relu, ops.max_pool, ops.lrn) == (
         rules.deconv_relu,
