@@ -26,7 +26,8 @@ setuptools.setup(
         "protobuf>=4.0",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "ruff>=0.5"],
+        # The detection tests run selective search too.
+        "test": ["pytest>=8.0", "ruff>=0.5", "opencv-contrib-python-headless>=4.8"],
         # PyTorch is the peer the network benchmark is timed against; Captum the peer of the
         # visualisation benchmark (occlusion, deconvnet).
         "bench": ["torch>=2.0", "captum>=0.7"],
