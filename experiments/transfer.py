@@ -19,11 +19,15 @@ import logging
 import os
 import time
 
+import config_flags
 import jax
 import training_flags
 from absl import app, flags
 
+from jaxcnn import model, train
 from jaxcnn.transfer import experiment, treatments
+
+training_flags.define(finetuning=False)
 
 flags.DEFINE_list("split_seeds", ["0"], "Seeds of random A/B splits (one split per seed).")
 flags.DEFINE_list(
@@ -48,9 +52,18 @@ def main(argv):
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save chatter
     logging.getLogger("jaxcnn").setLevel(logging.INFO)
+    data_cfg = config_flags.build(train.DataConfig)
+    network = config_flags.build(model.NetworkSpec)
     cfg = experiment.TransferConfig(
-        data=training_flags.data_config(),
-        train=training_flags.train_config("pretrain", "", -1, 0),
+        data=data_cfg,
+        # num_classes is set per network (the size of its half); 2 stands in until then.
+        train=config_flags.build(
+            train.TrainConfig,
+            num_classes=2,
+            preset=network.preset,
+            model_overrides=network.overrides(data_cfg.crop),
+            regime="pretrain",
+        ),
         split_seeds=tuple(int(s) for s in FLAGS.split_seeds),
         class_files=tuple(os.path.abspath(p) for p in FLAGS.class_files),
         both_directions=FLAGS.both_directions,

@@ -101,6 +101,8 @@ def _script_of(flagfile: str) -> str:
         ("finetune_", "finetune.py"),
         ("reproduce_", "reproduce.py"),
         ("toyworld", "prepare_data.py"),
+        ("detect_", "detect.py"),
+        ("transfer_", "transfer.py"),
     ):
         if flagfile.startswith(prefix):
             return script
