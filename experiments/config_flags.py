@@ -102,3 +102,8 @@ def build(cls, *, flag_values=FLAGS, **given):
         else:
             values[field.name] = getattr(flag_values, field.name)
     return cls(**values)
+
+
+def require_items(name: str, choices, *, convert=str, flag_values=FLAGS) -> None:
+    """Parse-time check that every item of the list flag `name` is one of `choices`."""
+    _items_in(name, tuple(choices), convert, flag_values)

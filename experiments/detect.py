@@ -12,11 +12,14 @@ figure of top detections, and summary.json / summary.md to --out_dir. Every stag
 
 import logging
 
+import config_flags
 from absl import app, flags
 
 from jaxcnn.detect import data as data_lib
 from jaxcnn.detect import mining, run
 from jaxcnn.detect import selective_search as ss
+from jaxcnn.features import ABLATIONS
+from jaxcnn.model import TAP_NAMES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("source_run", None, "Pre-training run directory.", required=True)
@@ -52,6 +55,10 @@ flags.DEFINE_list("ablation_networks", ["ft"], "Networks whose conv5 gets the ab
 flags.DEFINE_float("svm_C", 0.001, "SVM C (R-CNN 0.001).")
 flags.DEFINE_enum("ap_method", "voc07", ["voc07", "voc12"], "AP: 11-point or envelope.")
 flags.DEFINE_integer("batch_size", 256, "Feature extraction batch.")
+config_flags.require_items("regimes", run.REGIMES)
+config_flags.require_items("layers", TAP_NAMES)
+config_flags.require_items("conv5_ablations", ABLATIONS)
+config_flags.require_items("ablation_networks", run.REGIMES)
 
 
 def main(argv):

@@ -38,6 +38,8 @@ flags.DEFINE_list("treatments", list(treatments.TREATMENTS), "Treatments to run.
 flags.DEFINE_list("depths", [str(n) for n in range(1, 8)], "Values of n (1 = conv1 ... 7 = fc7).")
 flags.DEFINE_bool("random_control", False, "Also run random frozen lower layers (n layers).")
 flags.DEFINE_integer("best_k", 10, "Metric: mean of the k best evaluations of top-1.")
+config_flags.require_items("treatments", treatments.TREATMENTS)
+config_flags.require_items("depths", range(1, 8), convert=int)
 flags.DEFINE_float("poll_s", 5.0, "Seconds between looks for claimable jobs while waiting.")
 flags.DEFINE_integer("max_jobs", 0, "Stop after running this many jobs (0: until done).")
 FLAGS = flags.FLAGS
