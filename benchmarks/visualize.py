@@ -2,6 +2,7 @@
 
     pip install -e '.[bench]'
     python benchmarks/visualize.py                       # occlusion + deconvnet, CaffeNet 227 px
+    python benchmarks/visualize.py --parts=projections --channels=1  # one map: the same work
     python benchmarks/visualize.py --compare=train_step  # training step with the rule option
 
 `--compare=captum` (default) builds CaffeNet (random Caffe-initialised weights, 1000 classes) in
@@ -46,6 +47,8 @@ flags.DEFINE_integer("chunk", 32, "Occluded copies per forward pass (both framew
 flags.DEFINE_integer("images", 8, "Images per projection call.")
 flags.DEFINE_integer("channels", 8, "conv-5 feature maps projected per image.")
 flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads (0: one per core).")
+flags.DEFINE_multi_enum("parts", ["occlusion", "projections"], ["occlusion", "projections"],
+                        "captum: which comparisons to run.")  # fmt: skip
 flags.DEFINE_enum("preset", "small", sorted(alexnet.PRESETS), "train_step: network geometry.")
 flags.DEFINE_integer("batch", 128, "train_step: images per step.")
 flags.DEFINE_integer("steps", 3, "train_step: steps timed per round.")
@@ -184,8 +187,10 @@ def compare_captum():
     images = (rng.normal(size=(FLAGS.images, 227, 227, 3)) * 50).astype(np.float32)
     print(f"CaffeNet 227 px, float32, {jax.devices()[0].platform}, "
           f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()}")  # fmt: skip
-    compare_occlusion(module, params, net, images[0], label=3)
-    compare_projections(module, params, net, pool5, images)
+    if "occlusion" in FLAGS.parts:
+        compare_occlusion(module, params, net, images[0], label=3)
+    if "projections" in FLAGS.parts:
+        compare_projections(module, params, net, pool5, images)
     print(f"load average at the end {os.getloadavg()}")
 
 
