@@ -9,11 +9,9 @@ devkit's and R-CNN's): the box covers columns ``x1..x2`` and rows ``y1..y2``, so
     inter = iw * ih if iw > 0 and ih > 0 else 0
     IoU = inter / ((x2 - x1 + 1)(y2 - y1 + 1) + (x2' - x1' + 1)(y2' - y1' + 1) - inter)
 
-Stored datasets keep TFDS's normalised ``(ymin, xmin, ymax, xmax)``. `from_normalised` maps them
-to pixel boxes with the same rule as `jaxcnn.data.boxes.warp_box` (its step 1: ``x1 =
-round(xmin W) + 1``, ``x2 = round(xmax W)``), and `to_normalised` is its inverse, so a pixel box
-goes through `warp_pixel_box` unchanged. If `jaxcnn.data.boxes` changes that mapping, these two
-functions change with it (a test pins the round trip).
+Stored datasets keep TFDS's normalised ``(ymin, xmin, ymax, xmax)``; `from_normalised` and
+`to_normalised` are the one mapping of docs/methods.md §3.5 (`jaxcnn.data.boxes`), the one
+`warp_box` uses, so a pixel box goes through `warp_pixel_box` unchanged.
 """
 
 from __future__ import annotations
@@ -63,25 +61,17 @@ def iou_matrix_np(a_Nx4: np.ndarray, b_Mx4: np.ndarray) -> np.ndarray:
 
 
 def from_normalised(bbox_Kx4: np.ndarray, height: int, width: int) -> np.ndarray:
-    """int64 [K, 4] pixel boxes from normalised (ymin, xmin, ymax, xmax) (module docstring).
-
-    MATLAB rounding (half away from zero) as in `jaxcnn.data.boxes.warp_box`; a box narrower
-    than one pixel after rounding keeps one pixel (x2 = max(x2, x1)).
-    """
+    """int64 [K, 4] pixel boxes of stored (ymin, xmin, ymax, xmax) boxes: the one mapping of
+    docs/methods.md §3.5, `jaxcnn.data.boxes.normalised_to_voc`."""
     b = np.asarray(bbox_Kx4, np.float64).reshape(-1, 4)
-    x1 = data_boxes._round(b[:, 1] * width) + 1
-    y1 = data_boxes._round(b[:, 0] * height) + 1
-    x2 = np.maximum(data_boxes._round(b[:, 3] * width), x1)
-    y2 = np.maximum(data_boxes._round(b[:, 2] * height), y1)
-    return np.stack([x1, y1, x2, y2], axis=1).astype(np.int64)
+    return data_boxes.normalised_to_voc(b, height=height, width=width)
 
 
 def to_normalised(boxes_Kx4: np.ndarray, height: int, width: int) -> np.ndarray:
-    """float64 [K, 4] (ymin, xmin, ymax, xmax) that `from_normalised` maps back to the boxes."""
+    """[K, 4] stored (ymin, xmin, ymax, xmax) of pixel boxes (`data.boxes.voc_to_normalised`),
+    which `from_normalised` maps back exactly."""
     b = np.asarray(boxes_Kx4, np.float64).reshape(-1, 4)
-    return np.stack(
-        [(b[:, 1] - 1) / height, (b[:, 0] - 1) / width, b[:, 3] / height, b[:, 2] / width], 1
-    )
+    return data_boxes.voc_to_normalised(b, height=height, width=width)
 
 
 def clip(boxes_Kx4: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -29,9 +29,9 @@ def test_check_boxes_rejects_bad_input():
 
 
 def test_normalised_round_trip_and_toyworld_boxes():
-    # toyworld stores (first row, first col, last row + 1, last col + 1) / size:
-    # rows 5..14, cols 4..13 (0-based) of a 20 x 20 image = 1-based columns 5..14, rows 6..15.
-    norm = np.array([[5, 4, 15, 14]]) / 20
+    # Stored boxes are VOC's 1-based pixels / size (docs/methods.md §3.5): rows 6..15 and
+    # columns 5..14 (1-based) of a 20 x 20 image are stored as (6, 5, 15, 14) / 20.
+    norm = np.array([[6, 5, 15, 14]]) / 20
     np.testing.assert_array_equal(boxes.from_normalised(norm, 20, 20), [[5, 6, 14, 15]])
     rng = np.random.default_rng(0)
     x1, y1 = rng.integers(1, 30, 50), rng.integers(1, 20, 50)
