@@ -58,10 +58,10 @@ def main(argv):
     network = config_flags.build(model.NetworkSpec)
     cfg = experiment.TransferConfig(
         data=data_cfg,
-        # num_classes is set per network (the size of its half); 2 stands in until then.
+        # num_classes is set per network (the size of its half).
         train=config_flags.build(
             train.TrainConfig,
-            num_classes=2,
+            num_classes=0,
             preset=network.preset,
             model_overrides=network.overrides(data_cfg.crop),
             regime="pretrain",

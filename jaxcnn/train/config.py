@@ -48,7 +48,7 @@ def _f(default, help_text, **meta):
 class TrainConfig:
     """One training run. Solver fields follow Caffe's solver.prototxt (docs/methods.md §2)."""
 
-    num_classes: int = _f(0, "Classifier outputs (must be >= 1; scripts use the dataset's).")
+    num_classes: int = _f(0, "Classifier outputs (scripts use the dataset's; 0: not set yet).")
     num_steps: int = _f(1000, "Iterations (Caffe's max_iter).")
     batch_size: int = _f(256, "Global batch size (all processes and devices).")
     preset: str = _f("small", "Network geometry preset.", choices=tuple(alexnet.PRESETS))
@@ -93,8 +93,8 @@ class TrainConfig:
             raise ValueError(
                 f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}"
             )
-        if self.num_classes < 1 or self.batch_size < 1:
-            raise ValueError(f"need num_classes >= 1 and batch_size >= 1, got {self}")
+        if self.num_classes < 0 or self.batch_size < 1:
+            raise ValueError(f"need num_classes >= 0 and batch_size >= 1, got {self}")
         if self.num_steps < 0 or self.log_every < 1 or self.checkpoint_every < 1:
             raise ValueError("need num_steps >= 0, log_every >= 1 and checkpoint_every >= 1")
         object.__setattr__(self, "snapshot_steps", tuple(int(s) for s in self.snapshot_steps))

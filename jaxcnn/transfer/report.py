@@ -2,7 +2,7 @@
 
 `sections(result, out_dir)` builds the report sections (`jaxcnn.study.render`) from
 `experiment.gather`'s result and draws the figure into `out_dir`; `write` renders them as
-``render.md`` / ``render.html`` next to ``results.json``. A study can put the same sections into
+``report.md`` / ``report.html`` next to ``results.json``. A study can put the same sections into
 its own render.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn.study import render, stages
+from jaxcnn import storage
+from jaxcnn.study import render
 from jaxcnn.transfer import findings
 
 # Yosinski et al. 2014, mean of the 10 best top-1 evaluations on B's validation set, from their
@@ -144,12 +145,18 @@ def sections(result: dict, out_dir: Path) -> tuple[list[render.Section], list[re
 
 
 def write(result: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``results.json``, ``transfer.png``, ``render.md`` and ``render.html`` in `out_dir`."""
+    """``results.json``, ``transfer.png``, ``report.md`` and ``report.html`` in `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     secs, found = sections(result, out_dir)
     verdicts = [{"claim": f.claim, "holds": f.holds, "evidence": f.evidence} for f in found]
-    stages.write_json_atomic(out_dir / "results.json", {**result, "findings": verdicts})
+    storage.write_json(
+        out_dir / "results.json",
+        {**result, "findings": verdicts},
+        indent=1,
+        sort_keys=True,
+        default=str,
+    )
     return render.write_report(out_dir, "Transferability of features (Yosinski et al.)", secs)
 
 
