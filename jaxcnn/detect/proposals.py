@@ -45,7 +45,7 @@ def load_rcnn_proposals(path) -> tuple[list[str], list[np.ndarray]]:
 
     try:
         mat = scipy.io.loadmat(path)
-    except NotImplementedError as e:  # scipy's answer to v7.3 (HDF5) files
+    except NotImplementedError as e:  # scipy raises this for MATLAB v7.3 (HDF5) files
         raise ValueError(f"{path}: MATLAB v7.3 file; re-save it with `save -v7` ({e})") from e
     missing = [k for k in ("images", "boxes") if k not in mat]
     if missing:

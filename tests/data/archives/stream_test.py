@@ -10,7 +10,7 @@ from tests.data.archives.sun397_test import _files
 
 
 class _Stop(Exception):
-    pass
+    """Raised by the tests to interrupt a preparation part-way."""
 
 
 def _spill(gz, directory, **kwargs):

@@ -22,7 +22,7 @@ def _files(directory):
 
 
 class _Stop(Exception):
-    pass
+    """Raised by the tests to interrupt a preparation part-way."""
 
 
 def test_interrupted_preparation_resumes_and_never_reads_a_partial_shard(tmp_path):
