@@ -31,7 +31,7 @@ setuptools.setup(
         # PyTorch is the peer the network benchmark is timed against; Captum the peer of the
         # visualisation benchmark (occlusion, deconvnet).
         "bench": ["torch>=2.0", "captum>=0.7"],
-        # Selective-search proposals for detection (jaxcnn.detect.selective_search):
+        # Selective-search proposals for detection (jaxcnn.detect.search):
         # OpenCV's contrib implementation of Uijlings et al.
         "detect": ["opencv-contrib-python-headless>=4.8"],
     },

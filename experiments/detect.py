@@ -17,7 +17,7 @@ from absl import app, flags
 
 from jaxcnn.detect import data as data_lib
 from jaxcnn.detect import mining, run
-from jaxcnn.detect import selective_search as ss
+from jaxcnn.detect import search as ss
 from jaxcnn.features import ABLATIONS
 from jaxcnn.model import TAP_NAMES
 

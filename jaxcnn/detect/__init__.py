@@ -11,7 +11,7 @@ from jaxcnn.detect.data import DataSpec
 from jaxcnn.detect.mining import MiningConfig, train_detectors
 from jaxcnn.detect.proposals import load_rcnn_proposals, recall_at
 from jaxcnn.detect.run import DetectorSpec, FinetuneSpec, run_detection
-from jaxcnn.detect.selective_search import SearchConfig, selective_search
+from jaxcnn.detect.search import SearchConfig, selective_search
 from jaxcnn.detect.suppress import nms, nms_mask
 
 __all__ = [

@@ -18,7 +18,7 @@ import numpy as np
 from jaxcnn.data import boxes as data_boxes
 from jaxcnn.data import pipeline, sources
 from jaxcnn.detect import proposal_cache, proposals, roidb
-from jaxcnn.detect import selective_search as ss
+from jaxcnn.detect import search as ss
 from jaxcnn.detect import windows as windows_lib
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from jaxcnn.detect import selective_search as ss
+from jaxcnn.detect import search as ss
 
 MANIFEST = "manifest.json"
 VERSION = 1

@@ -11,7 +11,7 @@ pytest.importorskip("cv2")
 
 from jaxcnn import model
 from jaxcnn.detect import data, mining, run  # noqa: E402
-from jaxcnn.detect import selective_search as ss  # noqa: E402
+from jaxcnn.detect import search as ss  # noqa: E402
 from jaxcnn.model import alexnet
 from jaxcnn.storage import checkpoints
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("cv2")
 
 from jaxcnn.detect import boxes, proposal_cache  # noqa: E402
-from jaxcnn.detect import selective_search as ss  # noqa: E402
+from jaxcnn.detect import search as ss  # noqa: E402
 
 SQUARES = np.array([[5, 8, 20, 25], [30, 30, 44, 41]])  # [x1, y1, x2, y2], 1-based
 
