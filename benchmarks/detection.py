@@ -24,7 +24,8 @@ rates are several times below an idle machine's:
     problems, XLA compilation of each padded shape, a contended CPU); test mAP 53.9 (squared
     hinge) vs 45.0 (hinge, R-CNN's objective), +9.0. With noise 0.6 both reach 99.55.
 (2) warp 549 windows/s (one host thread), small-preset forward to pool5 139 windows/s.
-(3) see the README (run with --images 4952).
+(3) 4,952 images x 20 classes x 100 detections (at nice 10, load 12-20): jaxcnn 158 s,
+    numpy ports of nms.m + VOCevaldet 4,046 s: 25.6x; APs equal to 9e-9.
 """
 
 import argparse
