@@ -33,7 +33,7 @@ class FeatureCache:
     def get(self, run, step: int | None, fs: FeatureSet, taps=TAP_NAMES):
         run_dir = os.fspath(run_dir_of(run))
         if step is None:
-            step = checkpoints.available_steps(run_dir)[-1]
+            step, _ = checkpoints.verified_step(run_dir)  # the newest undamaged step
         tag = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:10]
         out = self.root / f"{tag}-{step}-{fs.name}"
         feats = extract(run_dir, step, fs, str(out), taps=taps, batch_size=self.batch_size)

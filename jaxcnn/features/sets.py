@@ -141,8 +141,8 @@ def extract(
     interruption continues from the last finished chunk.
     """
     source, transform, names = open_view(fs)
+    params = checkpoints.restore_params(run_dir, step)  # verified; the metadata read is then free
     module = model.module_from_run(run_dir, step)
-    params = checkpoints.restore_params(run_dir, step)
     loader = lambda: pipeline.eval_loader(source, batch_size=batch_size, transform=transform)  # noqa: E731
     os.makedirs(out_dir, exist_ok=True)
     sink: dict = {}

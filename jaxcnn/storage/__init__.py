@@ -17,15 +17,19 @@ from jaxcnn.storage.caffe import CaffeFormatError, load_caffemodel
 from jaxcnn.storage.caffe import load_mean as load_caffe_mean
 from jaxcnn.storage.checkpoints import (
     Checkpointer,
+    DamagedCheckpointError,
     available_steps,
     restore_meta,
     restore_params,
     save_params,
+    verified_step,
 )
+from jaxcnn.storage.digests import tree_digest
 
 __all__ = [
     "CaffeFormatError",
     "Checkpointer",
+    "DamagedCheckpointError",
     "available_steps",
     "jsonable",
     "load_caffe_mean",
@@ -37,6 +41,8 @@ __all__ = [
     "save_npy",
     "save_npz",
     "save_params",
+    "tree_digest",
+    "verified_step",
     "write_json",
     "write_text",
 ]

@@ -4,9 +4,11 @@
 `TrainConfig` (docs/methods.md §2; `jaxcnn.train.config`). It is data-parallel with
 ``jax.pmap`` over the local devices of every process (`jaxcnn.train.distributed`), saves checkpoints
 through `jaxcnn.storage.checkpoints` (the snapshot steps permanently, plus a rolling latest every
-``checkpoint_every`` steps), and resumes from the latest checkpoint of `run_dir` when one
-exists: parameters, optimizer state, step, rng and the data iterator's state are restored, so
-the resumed run computes exactly what an uninterrupted run computes. Metrics are fetched one
+``checkpoint_every`` steps), and resumes from the newest undamaged checkpoint of `run_dir` when
+one exists: parameters, optimizer state, step, rng and the data iterator's state are restored, so
+the resumed run computes exactly what an uninterrupted run computes. Damaged newer steps
+(`jaxcnn.storage.checkpoints`: unreadable, or not matching their recorded digest) are named in a
+warning and moved to ``<run_dir>/damaged-checkpoints/``. Metrics are fetched one
 step late (dispatch stays ahead of the host); a non-finite loss or parameter norm stops the run
 with FloatingPointError naming the step, and that state is never saved.
 
@@ -312,11 +314,15 @@ def train(
     primary = jax.process_index() == 0
     metrics_log = training_log.MetricsLog(run_dir, enabled=primary, on_record=on_record)
     with checkpoints.Checkpointer(run_dir, snapshot_steps=config.snapshot_steps) as ckpt:
-        start = ckpt.latest_step()
-        if start is not None:
-            tree, meta = ckpt.restore(start, template=_state_tree(state))
-            _check_resumable(meta["config"], config)
-            state = _restore_into(state, tree)
+        start = None
+        if ckpt.all_steps():  # resume from the newest undamaged step; damaged ones move aside
+            restored = ckpt.restore_good(
+                template=_state_tree(state),
+                check_meta=lambda meta: _check_resumable(meta["config"], config),
+            )
+            ckpt.set_aside(restored.skipped)
+            start, meta = restored.step, restored.meta
+            state = _restore_into(state, restored.tree)
             train_data.set_state(_decode_data_state(meta["data_state"][jax.process_index()]))
             metrics_log.truncate_after(start)
             log.info("resuming %s from step %d", run_dir, start)

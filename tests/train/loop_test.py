@@ -2,6 +2,7 @@
 after SIGKILL through experiments/pretrain.py), non-finite loss, evaluation chunking."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -111,6 +112,35 @@ def test_resume_in_process_is_exact(tmp_path):
     # Records past the checkpoint were rewritten, not duplicated.
     steps = [r["step"] for r in training_log.read_records(str(part)) if r["split"] == "train"]
     assert steps == [2, 4, 6]
+
+
+def _flip_a_byte_of_the_largest_file(step_dir):
+    files = [os.path.join(d, n) for d, _, names in os.walk(step_dir) for n in names]
+    path = max(files, key=os.path.getsize)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_resume_from_a_damaged_checkpoint_falls_back_exactly(tmp_path, caplog):
+    """Flipped bytes in the latest checkpoint: the resumed run names it, moves it aside,
+    resumes from the snapshot before it and ends where an uninterrupted run ends."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    loop.train(_config(), str(full), train_data=Synthetic(8))
+    loop.train(_config(num_steps=4, snapshot_steps=(2,)), str(part), train_data=Synthetic(8))
+    assert checkpoints.available_steps(part) == [2, 4]
+    _flip_a_byte_of_the_largest_file(os.path.join(checkpoints.checkpoint_dir(part), "4"))
+    with caplog.at_level(logging.WARNING, logger="jaxcnn.storage.checkpoints"):
+        summary = loop.train(_config(snapshot_steps=(2,)), str(part), train_data=Synthetic(8))
+    assert summary["resumed_from"] == 2
+    said = " | ".join(r.getMessage() for r in caplog.records)
+    assert "checkpoint step 4 " in said and "do not match the sha256" in said, said
+    assert "moved damaged checkpoint step 4" in said, said
+    assert len(os.listdir(part / "damaged-checkpoints")) == 1
+    a, b = checkpoints.restore_params(full), checkpoints.restore_params(part)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_resume_refuses_different_settings(tmp_path):
