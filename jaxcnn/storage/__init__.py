@@ -1,4 +1,5 @@
-"""What jaxcnn keeps on disk: run checkpoints (Orbax), imported Caffe weights, atomic writes.
+"""What jaxcnn keeps on disk: run checkpoints (Orbax, verified by digests), imported Caffe
+weights, atomic writes, and the locks that give a directory to one process.
 
 Storage sits at the bottom of the package graph with `data` and `metrics`: it imports no other
 jaxcnn package (the Caffe importer reaches `jaxcnn.model` inside `load_caffemodel` only, for the
@@ -25,11 +26,14 @@ from jaxcnn.storage.checkpoints import (
     verified_step,
 )
 from jaxcnn.storage.digests import tree_digest
+from jaxcnn.storage.locks import DirectoryInUseError, DirectoryLock
 
 __all__ = [
     "CaffeFormatError",
     "Checkpointer",
     "DamagedCheckpointError",
+    "DirectoryInUseError",
+    "DirectoryLock",
     "available_steps",
     "jsonable",
     "load_caffe_mean",

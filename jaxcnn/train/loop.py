@@ -25,6 +25,7 @@ Progress goes to the ``logging`` module and to an optional ``on_record`` callbac
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -38,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import storage
-from jaxcnn.storage import checkpoints
+from jaxcnn.storage import checkpoints, locks
 from jaxcnn.train import devices as device_lib
 from jaxcnn.train import distributed, solver
 from jaxcnn.train import log as training_log
@@ -306,8 +307,35 @@ def train(
 
     Returns a summary: ``{"step", "resumed_from", "val": last validation record or None,
     "params_sha256": digest of this process's copy of the final parameters}``.
-    Raises FloatingPointError naming the step if the loss or parameters become non-finite.
+    Raises FloatingPointError naming the step if the loss or parameters become non-finite, and
+    `jaxcnn.storage.locks.DirectoryInUseError` at once if another process owns `run_dir`.
     """
+    with _owning(run_dir):
+        return _train(config, run_dir, train_data, eval_data, on_record)
+
+
+@contextlib.contextmanager
+def _owning(run_dir: str):
+    """Process 0 locks the run directory for the run; every process learns whether it could
+    (a collective), so all of them stop together when another run owns it."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        try:
+            lock = locks.acquire(run_dir, what="run directory")
+        except locks.DirectoryInUseError as e:
+            error = e
+    if distributed.any_process(error is not None):
+        raise error or locks.DirectoryInUseError(
+            f"run directory {run_dir} is in use: process 0 could not lock it"
+        )
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config, run_dir, train_data, eval_data, on_record) -> dict:
     os.makedirs(run_dir, exist_ok=True)
     devs = _Devices(config)
     state = initial_state(config)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxcnn import model, train
-from jaxcnn.storage import checkpoints
+from jaxcnn.storage import checkpoints, locks
 from jaxcnn.train import distributed, loop
 from jaxcnn.train import log as training_log
 from jaxcnn.train import step as step_lib
@@ -204,7 +204,7 @@ def pretrain_command(data_dir, run_dir, num_steps=12):
 
 
 def _env():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)  # this checkout's jaxcnn
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
     return env
 
@@ -249,3 +249,41 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_toyworld):
     a, b = checkpoints.restore_params(full), checkpoints.restore_params(killed)
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_second_training_in_the_same_run_dir_is_refused_at_once(tmp_path, tiny_toyworld):
+    """Two real pre-trainings on one run directory: the second stops at once naming the
+    first's PID and host, and writes nothing; the first's SIGKILL frees the directory."""
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(
+        pretrain_command(tiny_toyworld, run_dir, num_steps=10_000),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in first.stdout:  # the lock is held before training starts
+            seen.append(line)
+            if re.search(r"step 1/10000 ", line):
+                break
+        assert first.poll() is None, "".join(seen[-20:])
+        records_before = (run_dir / "metrics.jsonl").read_text()
+        second = subprocess.run(
+            pretrain_command(tiny_toyworld, run_dir, num_steps=10_000),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        out = second.stdout + second.stderr
+        assert second.returncode != 0
+        assert f"run directory {run_dir} is in use by PID {first.pid} on host" in out, out[-2000:]
+        assert "step 1/" not in second.stdout  # refused before any training step
+        # what the second process found was the first's, line for line
+        assert (run_dir / "metrics.jsonl").read_text().startswith(records_before)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    locks.acquire(run_dir).release()  # free once its owner is gone
