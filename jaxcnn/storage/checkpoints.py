@@ -276,6 +276,13 @@ class Checkpointer:
         restored = self.restore_good(step)
         return restored.step, _VERIFIED[(self.directory, restored.step)][1]
 
+    def recorded_digest(self, step: int) -> str | None:
+        """The digest `step`'s metadata records (None if unreadable); nothing is verified."""
+        try:
+            return self._restore_item(step, META).get(DIGEST)
+        except Exception:  # a damaged step: what it records is unknown
+            return None
+
     def restore_meta(self, step: int | None = None) -> dict:
         """The metadata of `step` (None: the newest undamaged step), after verifying it."""
         step, _ = self.verified_step(step)
@@ -343,6 +350,15 @@ def verified_step(run_dir: str | os.PathLike, step: int | None = None) -> tuple[
     undamaged step); the digest identifies the checkpoint's content (cache keys)."""
     with Checkpointer(run_dir, read_only=True) as ckpt:
         return ckpt.verified_step(step)
+
+
+def recorded_digests(run_dir: str | os.PathLike) -> dict[str, str | None]:
+    """``{step: digest recorded in its metadata}`` of every step of `run_dir` (None where the
+    metadata is unreadable); reads metadata only, so it is cheap and verifies nothing."""
+    if not os.path.isdir(checkpoint_dir(run_dir)):
+        return {}
+    with Checkpointer(run_dir, read_only=True) as ckpt:
+        return {str(s): ckpt.recorded_digest(s) for s in ckpt.all_steps()}
 
 
 def restore_params(run_dir: str | os.PathLike, step: int | None = None) -> dict:

@@ -66,13 +66,21 @@ def _train_stage(
             on_record=log_fn,
         )
         val = summary["val"] or {}
-        return {"run_dir": run_dir, "val_top1": val.get("top1"), "val_top5": val.get("top5")}
+        return {
+            "run_dir": run_dir,
+            "val_top1": val.get("top1"),
+            "val_top5": val.get("top5"),
+            "checkpoints": checkpoints.recorded_digests(run_dir),  # downstream keys use them
+        }
+
+    def valid(result):  # retrained, damaged or replaced checkpoints: run the stage again
+        return checkpoints.recorded_digests(result["run_dir"]) == result.get("checkpoints")
 
     if tcfg.init_from:  # the source run's folder is an upstream stage: key on that instead
         conf = {**tcfg.to_dict(), "init_from": "", "data": dataclasses.asdict(dcfg)}
     else:
         conf = {**tcfg.to_dict(), "data": dataclasses.asdict(dcfg)}
-    return stages.run_stage(root, name, conf, fn, upstream=upstream)
+    return stages.run_stage(root, name, conf, fn, upstream=upstream, valid=valid)
 
 
 def _data_config(cfg, dataset, *, gt_boxes=False, eval_split="validation", train_split="train"):

@@ -220,3 +220,17 @@ def test_digest_is_recorded_and_independent_of_container_types(tmp_path):
     as_tuple = {"s": Pair(np.ones(2), np.zeros(3))}
     as_dict = {"s": {"a": np.zeros(3), "z": np.ones(2)}}
     assert digests.tree_digest(as_tuple) == digests.tree_digest(as_dict)
+
+
+def test_recorded_digests_read_metadata_only(tmp_path):
+    step_dir = _two_steps(tmp_path)
+    recorded = checkpoints.recorded_digests(tmp_path)
+    assert recorded == {
+        "1": digests.tree_digest(_big_tree(1)),
+        "2": digests.tree_digest(_big_tree(2)),
+    }
+    _flip_bit(step_dir)  # arrays changed: the record stays (restores detect it)
+    assert checkpoints.recorded_digests(tmp_path) == recorded
+    _empty(step_dir)
+    assert checkpoints.recorded_digests(tmp_path) == {"1": recorded["1"], "2": None}
+    assert checkpoints.recorded_digests(tmp_path / "none") == {}
