@@ -10,7 +10,8 @@ import logging
 import os
 import time
 
-from absl import app, flags
+import errors
+from absl import flags
 from PIL import Image
 
 from jaxcnn.data import grids, pipeline, prepare, sources
@@ -72,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -95,18 +95,37 @@ class AlexNetConfig:
                 raise ValueError(
                     f"{name}: {layer.features} features not divisible by {layer.groups} groups"
                 )
+        sizes = _map_sizes(self, self.input_size)
+        if min(sizes) < 1:  # a map of zero pixels: XLA would fail later with a shape error
+            name = CONV_NAMES[next(i for i, size in enumerate(sizes) if size < 1)]
+            smallest = next(i for i in range(1, 4096) if min(_map_sizes(self, i)) >= 1)
+            raise ValueError(
+                f"input size (--crop) {self.input_size} is too small for this network: "
+                f"{name}'s map would be {sizes[CONV_NAMES.index(name)]} pixels wide; use "
+                f"--crop >= {smallest}"
+            )
 
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-image tap shapes, computed from the geometry with Caffe's size formulas."""
-        shapes, size = {}, self.input_size
-        for name, layer in zip(CONV_NAMES, self.convs, strict=True):
-            size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
-            if layer.pool:
-                size = pool_output_size(size, self.pool_window, self.pool_stride)
+        shapes = {}
+        for name, layer, size in zip(
+            CONV_NAMES, self.convs, _map_sizes(self, self.input_size), strict=True
+        ):
             shapes[name] = (size, size, layer.features)
         for name, layer in zip(("fc6", "fc7"), self.fcs, strict=True):
             shapes[name] = (layer.features,)
         return shapes
+
+
+def _map_sizes(config: AlexNetConfig, input_size: int) -> list[int]:
+    """Spatial size of each conv tap at `input_size` (Caffe's size formulas)."""
+    sizes, size = [], input_size
+    for layer in config.convs:
+        size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
+        if layer.pool:
+            size = pool_output_size(size, config.pool_window, config.pool_stride)
+        sizes.append(size)
+    return sizes
 
 
 def caffenet_config(num_classes: int = 1000, bias_one: float = 1.0, **overrides) -> AlexNetConfig:
@@ -141,8 +160,14 @@ def small_config(
     leave the chance-level plateau within a few hundred iterations instead of thousands. The
     default `bias_one` 0.1 is BVLC AlexNet's (CaffeNet: 1)."""
 
-    def w(n):
-        return max(2, 2 * round(n * width / 2))
+    def w(n):  # even, so that two groups split evenly; never silently widened
+        features = 2 * round(n * width / 2)
+        if features < 2:
+            raise ValueError(
+                f"width {width} leaves a layer of {n} channels with {features} (at least 2 "
+                f"needed); use --width > {1 / 96:.4f}"
+            )
+        return features
 
     convs = (
         ConvLayer(w(96), 5, stride=2, pool=True, lrn=True),

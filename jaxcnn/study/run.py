@@ -91,6 +91,7 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
         progress.stage(name, weights[weight_key], res.cached, res.seconds)
         return res
 
+    runs.check_datasets(cfg)  # before any stage: an unprepared real dataset is named now
     emit(f"study in {root}")
     trained, ft_runs = _training(cfg, root, done, emit)
     ctx = Context(cfg, FeatureCache(root, batch_size=cfg.batch_size), trained, ft_runs)

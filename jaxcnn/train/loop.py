@@ -350,6 +350,12 @@ def _train(config, run_dir, train_data, eval_data, on_record) -> dict:
             )
             ckpt.set_aside(restored.skipped)
             start, meta = restored.step, restored.meta
+            if start > config.num_steps:  # never report a step the model is not at
+                raise ValueError(
+                    f"run {run_dir} is already at step {start}, past --num_steps="
+                    f"{config.num_steps}; a run cannot go back: probe an earlier snapshot "
+                    f"(experiments/probe.py --steps) or use a new --run_dir"
+                )
             state = _restore_into(state, restored.tree)
             train_data.set_state(_decode_data_state(meta["data_state"][jax.process_index()]))
             metrics_log.truncate_after(start)

@@ -28,10 +28,16 @@ def _parsed(cls, *args, skip=()):
 def test_defaults_and_nested_fields_round_trip():
     fv = _parsed(study.StudyConfig)
     assert config_flags.build(study.StudyConfig, flag_values=fv) == study.StudyConfig()
-    fv = _parsed(study.StudyConfig, "--width=0.5", "--snapshots=5,10", "--protocol=rcnn")
+    fv = _parsed(
+        study.StudyConfig,
+        "--width=0.5",
+        "--snapshots=5,10",
+        "--table4_snapshots=10",
+        "--protocol=rcnn",
+    )
     cfg = config_flags.build(study.StudyConfig, flag_values=fv)
     assert cfg.network == model.NetworkSpec(width=0.5)
-    assert cfg.snapshots == (5, 10) and cfg.protocol == "rcnn"
+    assert cfg.snapshots == (5, 10) and cfg.protocol == "rcnn" and cfg.table4_snapshots == (10,)
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,17 @@ def test_resume_from_a_damaged_checkpoint_falls_back_exactly(tmp_path, caplog):
         np.testing.assert_array_equal(x, y)
 
 
+def test_stopping_at_a_step_already_passed_is_an_error(tmp_path):
+    """A run at step 4 asked for --num_steps=2 says so and changes nothing (it never reports
+    a step it is not at)."""
+    loop.train(_config(num_steps=4), str(tmp_path), train_data=Synthetic(8))
+    before = checkpoints.verified_step(tmp_path)
+    with pytest.raises(ValueError, match=r"already at step 4, past --num_steps=2"):
+        loop.train(_config(num_steps=2), str(tmp_path), train_data=Synthetic(8))
+    assert checkpoints.verified_step(tmp_path) == before
+    assert loop.train(_config(num_steps=4), str(tmp_path), train_data=Synthetic(8))["step"] == 4
+
+
 def test_resume_refuses_different_settings(tmp_path):
     loop.train(_config(num_steps=2), str(tmp_path), train_data=Synthetic(8))
     with pytest.raises(ValueError, match="base_lr"):

@@ -1,0 +1,74 @@
+"""One clear line per failure at a script's top level.
+
+``errors.run(main)`` replaces ``app.run(main)``: when `main` raises, the script prints one line
+to stderr, ``<script>: error: <message>``, and exits with status 1 (2 for usage errors). The
+library's messages name the cause, the file or flag, and what to do; an exception jaxcnn did not
+anticipate is shown with its type. The traceback follows only with ``--verbosity=1`` (or ``-v 1``).
+Flag values are checked while absl parses them (experiments/config_flags.py), before `main` runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+
+from absl import app, flags
+
+# Errors whose message is written for the user; anything else is shown with its type.
+_EXPECTED = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    FloatingPointError,
+    RuntimeError,
+    NotImplementedError,
+)
+
+
+def one_line(error: BaseException) -> str:
+    """The message of `error` on one line (type name first when it is not one of ours)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC and error.filename is None:
+        text = f"no space left on device ({error}); free space and rerun: runs resume"
+    else:
+        text = str(error) or type(error).__name__
+        if not isinstance(error, (*_EXPECTED, app.UsageError)) or isinstance(error, KeyError):
+            text = f"{type(error).__name__}: {text}"
+    return " ".join(text.split())
+
+
+def _report(error: BaseException) -> None:
+    script = os.path.basename(sys.argv[0])
+    hint = "" if _verbose() else " [--verbosity=1 shows the traceback]"
+    print(f"{script}: error: {one_line(error)}{hint}", file=sys.stderr, flush=True)
+    if _verbose():
+        traceback.print_exception(error, file=sys.stderr)
+
+
+def _verbose() -> bool:
+    return flags.FLAGS.is_parsed() and flags.FLAGS["verbosity"].value >= 1
+
+
+def guarded(main):
+    """`main` whose exceptions end the process with one line (module docstring)."""
+
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except app.UsageError as e:
+            _report(e)
+            sys.exit(2)
+        except Exception as e:  # the top level: every failure becomes one line
+            _report(e)
+            sys.exit(1)
+
+    return wrapped
+
+
+def run(main) -> None:
+    """``app.run(guarded(main))``."""
+    app.run(guarded(main))
