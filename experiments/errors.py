@@ -16,6 +16,8 @@ import traceback
 
 from absl import app, flags
 
+from jaxcnn.storage import space
+
 # Errors whose message is written for the user; anything else is shown with its type.
 _EXPECTED = (
     ValueError,
@@ -30,12 +32,13 @@ _EXPECTED = (
 
 def one_line(error: BaseException) -> str:
     """The message of `error` on one line (type name first when it is not one of ours)."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC and error.filename is None:
-        text = f"no space left on device ({error}); free space and rerun: runs resume"
-    else:
-        text = str(error) or type(error).__name__
-        if not isinstance(error, (*_EXPECTED, app.UsageError)) or isinstance(error, KeyError):
-            text = f"{type(error).__name__}: {text}"
+    text = str(error) or type(error).__name__
+    if isinstance(error, space.OutOfSpaceError):
+        pass  # names what, where, the bytes needed and free, and what to do
+    elif isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        text = f"no space left on device ({text}); free space and rerun: runs resume"
+    elif not isinstance(error, (*_EXPECTED, app.UsageError)) or isinstance(error, KeyError):
+        text = f"{type(error).__name__}: {text}"
     return " ".join(text.split())
 
 

@@ -26,8 +26,9 @@ from jaxcnn.storage.checkpoints import (
     save_params,
     verified_step,
 )
-from jaxcnn.storage.digests import tree_digest
+from jaxcnn.storage.integrity import tree_digest
 from jaxcnn.storage.locks import DirectoryInUseError, DirectoryLock
+from jaxcnn.storage.space import OutOfSpaceError
 
 __all__ = [
     "CaffeFormatError",
@@ -35,6 +36,7 @@ __all__ = [
     "DamagedCheckpointError",
     "DirectoryInUseError",
     "DirectoryLock",
+    "OutOfSpaceError",
     "available_steps",
     "jsonable",
     "load_caffe_mean",

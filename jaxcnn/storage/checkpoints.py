@@ -15,13 +15,18 @@ permanently; of the other steps only the newest `keep_latest` are kept (the roll
 resumes from). Orbax writes each step into a temporary directory and renames it when complete, so a
 run killed mid-save leaves no readable half-checkpoint; leftovers are removed on the next open.
 
-Integrity: every save records ``state_sha256`` (`jaxcnn.storage.digests.tree_digest` of the
+Integrity: every save records ``state_sha256`` (`jaxcnn.storage.integrity.tree_digest` of the
 host state) in the step's metadata, and every restore recomputes it. A step that cannot be read
 (a truncated or missing array file, an empty or partly copied step folder, a missing
 ``_METADATA``) or whose digest differs (flipped bytes) is *damaged*: one warning line names the
 step and the reason. Asked for the latest step (``step=None``), restores fall back to the newest
 undamaged step and say so; asked for an explicit step, they raise `DamagedCheckpointError`
 naming it. Checkpoints written before digests were recorded restore with one warning.
+
+Disk space: before each save the free space is checked against the state's size
+(`jaxcnn.storage.space`), and a full disk met inside Orbax is re-raised as the same one
+`OutOfSpaceError` naming the step, the bytes and the step a rerun resumes from; earlier steps
+are untouched (Orbax's temporary folder of the failed save is removed on the next open).
 
 Analyses read parameters with `restore_params(run_dir, step)` and the run's config with
 `restore_meta`; both return plain numpy / JSON values of a verified step. `verified_step` gives
@@ -43,7 +48,8 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
-from jaxcnn.storage import digests
+from jaxcnn.storage import integrity, space
+from jaxcnn.storage.integrity import DamagedCheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +63,12 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> str:
     return os.path.join(os.path.abspath(os.fspath(run_dir)), SUBDIR)
 
 
-class DamagedCheckpointError(ValueError):
-    """A checkpoint step that cannot be read or does not match its recorded digest (`step` None:
-    no step of the run is usable)."""
-
-    def __init__(self, message: str, *, step: int | None = None):
-        super().__init__(message)
-        self.step = step
-
-
-# What this process found about steps, keyed by (checkpoint dir, step): (files_signature,
-# digest) of verified steps and (files_signature, error) of damaged ones; a changed signature
-# (the step was rewritten) forgets it.
-_VERIFIED: dict[tuple[str, int], tuple[tuple, str]] = {}
-_DAMAGED: dict[tuple[str, int], tuple[tuple, DamagedCheckpointError]] = {}
-
-
 @dataclasses.dataclass(frozen=True)
 class Restored:
     step: int
     tree: Any
     meta: dict
     skipped: tuple[int, ...]  # newer steps found damaged, newest first
-
-
-def _reason(e: BaseException) -> str:
-    """One line from an Orbax / tensorstore exception (their texts carry long JSON specs)."""
-    text = str(e).split(" [tensorstore_spec", 1)[0].strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(e, KeyError) and "was not found" in first:
-        first = f"the step folder is empty or copied only in part ({first.strip(chr(39))})"
-    return f"{type(e).__name__}: {first[:400]}"
 
 
 def _barrier(name: str) -> None:
@@ -144,11 +125,32 @@ class Checkpointer:
         """Save a pytree of arrays (converted to host numpy here) and JSON metadata at `step`;
         the metadata gains the state's digest."""
         host_tree = jax.tree_util.tree_map(np.asarray, jax.device_get(state_tree))
-        meta = {**meta, DIGEST: digests.tree_digest(host_tree)}
+        meta = {**meta, DIGEST: integrity.tree_digest(host_tree)}
         args = ocp.args.Composite(
             **{STATE: ocp.args.StandardSave(host_tree), META: ocp.args.JsonSave(meta)}
         )
-        self._manager.save(int(step), args=args, force=True)
+        self.wait()  # the previous save's bytes are on disk before free space is measured
+        need = sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(host_tree))
+        what = f"checkpoint step {step}"
+        space.require(self.directory, int(need * 1.1) + 2**16, what=what, then=self._then())
+        try:
+            self._manager.save(int(step), args=args, force=True)
+        except Exception as e:
+            raise self._space_error(e, what) from e
+
+    def _then(self) -> str:
+        latest = self.latest_step()
+        return "nothing is saved yet" if latest is None else f"the run resumes from step {latest}"
+
+    def _space_error(self, error: Exception, what: str) -> Exception:
+        """A full disk found by Orbax as one clear error (else `error` unchanged)."""
+        if not space.is_out_of_space(error):
+            return error
+        return space.OutOfSpaceError(
+            f"no space left on device while saving {what} in {self.directory}; free space "
+            f"and rerun: {self._then()}",
+            self.directory,
+        )
 
     def restore(self, step: int | None = None, *, template: Any = None) -> tuple[Any, dict]:
         """``(state_tree, meta)`` at `step` (default: the newest undamaged step). With
@@ -203,22 +205,24 @@ class Checkpointer:
             + "); move the folder away to start afresh"
         )
 
+    def _step_dir(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
     def _known_damage(self, step: int) -> DamagedCheckpointError | None:
-        seen = _DAMAGED.get((self.directory, step))
-        return seen[1] if seen is not None and seen[0] == self._signature(step) else None
+        return integrity.known_damage(self._step_dir(step))
 
     def _restore_verified(self, step: int, template, check_meta) -> tuple[Any, dict]:
         try:
             return self._read_and_verify(step, template, check_meta)
         except DamagedCheckpointError as e:
-            _DAMAGED[(self.directory, step)] = (self._signature(step), e)
+            integrity.remember_damaged(self._step_dir(step), e)
             raise
 
     def _read_and_verify(self, step: int, template, check_meta) -> tuple[Any, dict]:
         try:
             meta = self._restore_item(step, META)
         except Exception as e:  # Orbax and tensorstore raise many types for damaged files
-            raise self._damaged(step, _reason(e)) from e
+            raise self._damaged(step, integrity.describe(e)) from e
         if check_meta is not None:
             check_meta(meta)
         state_args = ocp.args.StandardRestore(
@@ -227,9 +231,9 @@ class Checkpointer:
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(**{STATE: state_args}))
         except Exception as e:
-            raise self._damaged(step, _reason(e)) from e
+            raise self._damaged(step, integrity.describe(e)) from e
         tree = jax.tree_util.tree_map(np.asarray, restored[STATE])
-        digest = digests.tree_digest(tree)
+        digest = integrity.tree_digest(tree)
         recorded = meta.get(DIGEST)
         if recorded is None:
             log.warning(
@@ -244,7 +248,7 @@ class Checkpointer:
                 f"its arrays do not match the sha256 recorded when it was saved "
                 f"({digest[:12]}... != {recorded[:12]}...: bytes changed on disk)",
             )
-        _VERIFIED[(self.directory, step)] = (self._signature(step), digest)
+        integrity.remember_good(self._step_dir(step), digest)
         return tree, meta
 
     def _restore_item(self, step: int, item: str) -> dict:
@@ -258,9 +262,6 @@ class Checkpointer:
             f"checkpoint step {step} in {self.directory} is damaged: {reason}", step=step
         )
 
-    def _signature(self, step: int) -> tuple:
-        return digests.files_signature(os.path.join(self.directory, str(step)))
-
     def verified_step(self, step: int | None = None) -> tuple[int, str]:
         """``(step, digest)`` of `step` (None: the newest undamaged step), verified once per
         process as long as the step's files do not change."""
@@ -269,12 +270,12 @@ class Checkpointer:
         for s in candidates:
             if self._known_damage(s) is not None and step is None:
                 continue
-            seen = _VERIFIED.get((self.directory, s))
-            if seen is None or seen[0] != self._signature(s):
+            digest = integrity.known_good(self._step_dir(s))
+            if digest is None:
                 break  # not verified yet (or changed): restore_good decides
-            return s, seen[1]
+            return s, digest
         restored = self.restore_good(step)
-        return restored.step, _VERIFIED[(self.directory, restored.step)][1]
+        return restored.step, integrity.known_good(self._step_dir(restored.step))
 
     def recorded_digest(self, step: int) -> str | None:
         """The digest `step`'s metadata records (None if unreadable); nothing is verified."""
@@ -324,10 +325,13 @@ class Checkpointer:
         return int(step)
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:  # an asynchronous save failed
+            raise self._space_error(e, "a checkpoint") from e
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        self.wait()
         self._manager.close()
 
     def __enter__(self):

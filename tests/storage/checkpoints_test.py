@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from jaxcnn.storage import checkpoints, digests
+from jaxcnn.storage import checkpoints, integrity
 
 
 def _tree(step):
@@ -212,22 +212,22 @@ def test_digest_is_recorded_and_independent_of_container_types(tmp_path):
         ckpt.save(1, _tree(1), {})
     step, digest = checkpoints.verified_step(tmp_path)
     assert step == 1 and digest == checkpoints.restore_meta(tmp_path)["state_sha256"]
-    assert digest == digests.tree_digest(_tree(1))
+    assert digest == integrity.tree_digest(_tree(1))
     changed = _tree(1)
     changed["rng"] = np.array([7, 2], np.uint32)
-    assert digests.tree_digest(changed) != digest
+    assert integrity.tree_digest(changed) != digest
     Pair = collections.namedtuple("Pair", ["z", "a"])  # fields not in sorted order
     as_tuple = {"s": Pair(np.ones(2), np.zeros(3))}
     as_dict = {"s": {"a": np.zeros(3), "z": np.ones(2)}}
-    assert digests.tree_digest(as_tuple) == digests.tree_digest(as_dict)
+    assert integrity.tree_digest(as_tuple) == integrity.tree_digest(as_dict)
 
 
 def test_recorded_digests_read_metadata_only(tmp_path):
     step_dir = _two_steps(tmp_path)
     recorded = checkpoints.recorded_digests(tmp_path)
     assert recorded == {
-        "1": digests.tree_digest(_big_tree(1)),
-        "2": digests.tree_digest(_big_tree(2)),
+        "1": integrity.tree_digest(_big_tree(1)),
+        "2": integrity.tree_digest(_big_tree(2)),
     }
     _flip_bit(step_dir)  # arrays changed: the record stays (restores detect it)
     assert checkpoints.recorded_digests(tmp_path) == recorded

@@ -1,6 +1,7 @@
 """Tests for jaxcnn.train.loop: a whole (tiny) run, snapshots, exact resumption (in-process and
 after SIGKILL through experiments/pretrain.py), non-finite loss, evaluation chunking."""
 
+import errno
 import json
 import logging
 import os
@@ -152,6 +153,27 @@ def test_stopping_at_a_step_already_passed_is_an_error(tmp_path):
         loop.train(_config(num_steps=2), str(tmp_path), train_data=Synthetic(8))
     assert checkpoints.verified_step(tmp_path) == before
     assert loop.train(_config(num_steps=4), str(tmp_path), train_data=Synthetic(8))["step"] == 4
+
+
+def test_full_disk_at_a_checkpoint_save_then_resume_is_exact(tmp_path, small_disk, fill_disk):
+    """A real size-limited filesystem fills up before step 6's save: the run stops with one
+    clear ENOSPC error naming the step, step 4 stays intact, and after freeing space the resumed
+    run ends where an uninterrupted run ends."""
+    disk = small_disk("3m")
+    run_dir = os.path.join(disk, "run")
+    loop.train(_config(), str(tmp_path / "full"), train_data=Synthetic(8))
+    loop.train(_config(num_steps=4), run_dir, train_data=Synthetic(8))
+    filler = fill_disk(disk, leave=48 * 1024)  # room for the logs, not for a checkpoint
+    with pytest.raises(OSError, match=r"checkpoint step 6: .* needs .* resumes from step 4") as e:
+        loop.train(_config(), run_dir, train_data=Synthetic(8))
+    assert e.value.errno == errno.ENOSPC
+    assert checkpoints.available_steps(run_dir) == [4]
+    assert checkpoints.verified_step(run_dir)[0] == 4  # intact: its digest verifies
+    os.remove(filler)
+    assert loop.train(_config(), run_dir, train_data=Synthetic(8))["resumed_from"] == 4
+    a, b = checkpoints.restore_params(tmp_path / "full"), checkpoints.restore_params(run_dir)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_resume_refuses_different_settings(tmp_path):
