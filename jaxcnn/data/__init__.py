@@ -20,4 +20,6 @@ Modules (import them directly; this package imports nothing heavy itself):
 - `toyworld`, `toyworld_world`, `toyworld_draw`: the embedded default dataset (TFDS builder,
   class tables and samplers, vectorised drawing). See docs/toyworld.md.
 - `prepare`: preparing toyworld and the real TFDS datasets on disk; `grids`: example grids.
+- `integrity`: checksums of a prepared dataset (`record`, `verify`, `set_aside_if_damaged`);
+  `open_split` checks sizes, re-preparation checks every byte.
 """

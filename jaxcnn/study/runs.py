@@ -10,14 +10,18 @@ and changing one setting re-runs only what depends on it.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from pathlib import Path
 
 from jaxcnn import train
-from jaxcnn.data import prepare, sources
+from jaxcnn.data import integrity, prepare, sources
 from jaxcnn.features import FeatureSet
 from jaxcnn.storage import checkpoints
 from jaxcnn.study import stages
 from jaxcnn.study.config import StudyConfig
+
+log = logging.getLogger(__name__)
 
 
 def check_datasets(cfg: StudyConfig) -> None:
@@ -31,13 +35,40 @@ def check_datasets(cfg: StudyConfig) -> None:
         sources.open_split(name, split, data_dir=cfg.data_dir or None)
 
 
+def prepare_toyworld_checked(cfg: StudyConfig) -> dict[str, str]:
+    """Prepare toyworld, first setting aside a damaged prepared part (full checksums, the file
+    named in a warning) so that it is generated again, and record checksums of new parts."""
+    from jaxcnn.data import toyworld
+
+    data_root = sources.data_dir_or_default(cfg.data_dir or None)
+    for part in toyworld.PARTS:
+        name = toyworld.config_name(part, cfg.toyworld_size, cfg.toyworld_seed)
+        reason = integrity.set_aside_if_damaged(
+            data_root / "toyworld" / name / str(toyworld.Toyworld.VERSION)
+        )
+        if reason:
+            log.warning("re-preparing toyworld/%s: %s", name, reason)
+    dirs = prepare.prepare_toyworld(
+        size=cfg.toyworld_size, seed=cfg.toyworld_seed, data_dir=cfg.data_dir or None
+    )
+    for path in dirs.values():
+        if integrity.recorded(path) is None:
+            integrity.record(path)
+    return {k: str(v) for k, v in dirs.items()}
+
+
+def _datasets_intact(result: dict) -> bool:
+    try:
+        return all(integrity.verify(d) or os.path.isdir(d) for d in result["datasets"].values())
+    except integrity.DamagedDatasetError as e:
+        log.warning("%s", e)
+        return False
+
+
 def data_stage(cfg: StudyConfig, root: Path):
     def fn(out_dir):
         if cfg.toyworld_size:
-            dirs = prepare.prepare_toyworld(
-                size=cfg.toyworld_size, seed=cfg.toyworld_seed, data_dir=cfg.data_dir or None
-            )
-            return {"datasets": {k: str(v) for k, v in dirs.items()}}
+            return {"datasets": prepare_toyworld_checked(cfg)}
         check_datasets(cfg)
         return {"datasets": {}}
 
@@ -47,7 +78,7 @@ def data_stage(cfg: StudyConfig, root: Path):
         "data_dir": cfg.data_dir,
         "names": [cfg.source, cfg.det_target, cfg.scene_target],
     }
-    return stages.run_stage(root, "data", conf, fn)
+    return stages.run_stage(root, "data", conf, fn, valid=_datasets_intact)
 
 
 def dataset_name(cfg: StudyConfig, name: str) -> str:
