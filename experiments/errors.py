@@ -3,7 +3,9 @@
 ``errors.run(main)`` replaces ``app.run(main)``: when `main` raises, the script prints one line
 to stderr, ``<script>: error: <message>``, and exits with status 1 (2 for usage errors). The
 library's messages name the cause, the file or flag, and what to do; an exception jaxcnn did not
-anticipate is shown with its type. The traceback follows only with ``--verbosity=1`` (or ``-v 1``).
+anticipate is shown with its type. The traceback follows only with ``--verbosity=1`` (``-v 1``).
+In a multi-process run the line says which process failed and which peers the coordination
+service lost, and the process exits at once (JAX's shutdown barrier would wait for the lost).
 Flag values are checked while absl parses them (experiments/config_flags.py), before `main` runs.
 """
 
@@ -17,6 +19,7 @@ import traceback
 from absl import app, flags
 
 from jaxcnn.storage import space
+from jaxcnn.train import distributed
 
 # Errors whose message is written for the user; anything else is shown with its type.
 _EXPECTED = (
@@ -45,9 +48,36 @@ def one_line(error: BaseException) -> str:
 def _report(error: BaseException) -> None:
     script = os.path.basename(sys.argv[0])
     hint = "" if _verbose() else " [--verbosity=1 shows the traceback]"
-    print(f"{script}: error: {one_line(error)}{hint}", file=sys.stderr, flush=True)
+    who = _peers() if _multiprocess() else ""
+    print(f"{script}: error: {who}{one_line(error)}{hint}", file=sys.stderr, flush=True)
     if _verbose():
         traceback.print_exception(error, file=sys.stderr)
+
+
+def _multiprocess() -> bool:
+    return "jax" in sys.modules and sys.modules["jax"].distributed.is_initialized()
+
+
+def _peers() -> str:
+    """'process i of n: ' and, when the coordination service has lost processes, which."""
+    import jax
+
+    lost = distributed.lost_processes()
+    me = f"process {jax.process_index()} of {jax.process_count()}: "
+    if lost is None:
+        return me + "lost the coordinator or could not reach it; "
+    if lost:
+        return me + f"lost process {', '.join(map(str, lost))} (no heartbeats); "
+    return me
+
+
+def _exit(status: int) -> None:
+    """Exit; a multi-process run skips JAX's shutdown barrier, which would wait for the lost."""
+    if _multiprocess():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 def _verbose() -> bool:
@@ -64,10 +94,10 @@ def guarded(main):
             raise
         except app.UsageError as e:
             _report(e)
-            sys.exit(2)
+            _exit(2)
         except Exception as e:  # the top level: every failure becomes one line
             _report(e)
-            sys.exit(1)
+            _exit(1)
 
     return wrapped
 
