@@ -95,37 +95,27 @@ class AlexNetConfig:
                 raise ValueError(
                     f"{name}: {layer.features} features not divisible by {layer.groups} groups"
                 )
-        sizes = _map_sizes(self, self.input_size)
-        if min(sizes) < 1:  # a map of zero pixels: XLA would fail later with a shape error
-            name = CONV_NAMES[next(i for i, size in enumerate(sizes) if size < 1)]
-            smallest = next(i for i in range(1, 4096) if min(_map_sizes(self, i)) >= 1)
+        if min(sizes := self.map_sizes()) < 1:  # zero-pixel maps: XLA would fail much later
+            least = next(i for i in range(1, 4096) if min(self.map_sizes(i)) >= 1)
             raise ValueError(
-                f"input size (--crop) {self.input_size} is too small for this network: "
-                f"{name}'s map would be {sizes[CONV_NAMES.index(name)]} pixels wide; use "
-                f"--crop >= {smallest}"
+                f"--crop {self.input_size} is too small (conv maps {sizes}): use --crop >= {least}"
             )
+
+    def map_sizes(self, input_size: int | None = None) -> list[int]:
+        """Each conv tap's spatial size at `input_size` (default: the config's), Caffe's way."""
+        sizes, size = [], self.input_size if input_size is None else input_size
+        for layer in self.convs:
+            size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
+            if layer.pool:
+                size = pool_output_size(size, self.pool_window, self.pool_stride)
+            sizes.append(size)
+        return sizes
 
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-image tap shapes, computed from the geometry with Caffe's size formulas."""
-        shapes = {}
-        for name, layer, size in zip(
-            CONV_NAMES, self.convs, _map_sizes(self, self.input_size), strict=True
-        ):
-            shapes[name] = (size, size, layer.features)
-        for name, layer in zip(("fc6", "fc7"), self.fcs, strict=True):
-            shapes[name] = (layer.features,)
-        return shapes
-
-
-def _map_sizes(config: AlexNetConfig, input_size: int) -> list[int]:
-    """Spatial size of each conv tap at `input_size` (Caffe's size formulas)."""
-    sizes, size = [], input_size
-    for layer in config.convs:
-        size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
-        if layer.pool:
-            size = pool_output_size(size, config.pool_window, config.pool_stride)
-        sizes.append(size)
-    return sizes
+        convs = zip(CONV_NAMES, self.convs, self.map_sizes(), strict=True)
+        fcs = {n: (fc.features,) for n, fc in zip(("fc6", "fc7"), self.fcs, strict=True)}
+        return {**{name: (s, s, layer.features) for name, layer, s in convs}, **fcs}
 
 
 def caffenet_config(num_classes: int = 1000, bias_one: float = 1.0, **overrides) -> AlexNetConfig:
@@ -160,14 +150,10 @@ def small_config(
     leave the chance-level plateau within a few hundred iterations instead of thousands. The
     default `bias_one` 0.1 is BVLC AlexNet's (CaffeNet: 1)."""
 
-    def w(n):  # even, so that two groups split evenly; never silently widened
-        features = 2 * round(n * width / 2)
-        if features < 2:
-            raise ValueError(
-                f"width {width} leaves a layer of {n} channels with {features} (at least 2 "
-                f"needed); use --width > {1 / 96:.4f}"
-            )
-        return features
+    def w(n):  # even, so that two groups split evenly; never silently widened to 2
+        if round(n * width / 2) < 1:
+            raise ValueError(f"width {width} leaves {n} channels < 2: use --width > {1 / 96:.4f}")
+        return 2 * round(n * width / 2)
 
     convs = (
         ConvLayer(w(96), 5, stride=2, pool=True, lrn=True),
