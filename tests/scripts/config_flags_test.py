@@ -11,6 +11,7 @@ from absl import flags
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "..", "experiments")
 sys.path.insert(0, EXPERIMENTS)
+_ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(EXPERIMENTS)))  # this checkout
 
 import config_flags  # noqa: E402
 
@@ -94,6 +95,7 @@ def test_a_script_exits_at_once_on_a_typo():
         capture_output=True,
         text=True,
         timeout=120,
+        env=_ENV,
     )
     assert out.returncode != 0
     assert "voc07_vissl" in out.stderr and "rcnn" in out.stderr, out.stderr[-2000:]
@@ -127,5 +129,6 @@ def test_every_flagfile_parses_with_its_script():
             capture_output=True,
             text=True,
             timeout=300,
+            env=_ENV,
         )
         assert out.returncode == 0, (name, out.stderr[-2000:])
