@@ -45,37 +45,44 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _report(error: BaseException) -> None:
+def _report(error: BaseException) -> bool:
+    """Print the line; True when peers are known to be lost (then nobody is waited for)."""
     script = os.path.basename(sys.argv[0])
     hint = "" if _verbose() else " [--verbosity=1 shows the traceback]"
-    who = _peers() if _multiprocess() else ""
+    who, lost = "", False
+    if _multiprocess():  # a SIGTERM stop is agreed by all: nobody to name
+        who, lost = _peers(ask=not isinstance(error, distributed.Preempted))
     print(f"{script}: error: {who}{one_line(error)}{hint}", file=sys.stderr, flush=True)
     if _verbose():
         traceback.print_exception(error, file=sys.stderr)
+    return lost
 
 
 def _multiprocess() -> bool:
     return "jax" in sys.modules and sys.modules["jax"].distributed.is_initialized()
 
 
-def _peers() -> str:
-    """'process i of n: ' and, when the coordination service has lost processes, which."""
+def _peers(ask: bool) -> tuple[str, bool]:
+    """('process i of n: ' and which processes the coordination service lost, whether any)."""
     import jax
 
-    lost = distributed.lost_processes()
     me = f"process {jax.process_index()} of {jax.process_count()}: "
+    lost = distributed.lost_processes() if ask else []
     if lost is None:
-        return me + "lost the coordinator or could not reach it; "
+        return me + "lost the coordinator or could not reach it; ", True
     if lost:
-        return me + f"lost process {', '.join(map(str, lost))} (no heartbeats); "
-    return me
+        return me + f"lost process {', '.join(map(str, lost))} (no heartbeats); ", True
+    return me, False
 
 
-def _exit(status: int) -> None:
-    """Exit; a multi-process run skips JAX's shutdown barrier, which would wait for the lost."""
+def _exit(status: int, lost: bool) -> None:
+    """Exit. A multi-process run skips JAX's shutdown barrier (it would wait for lost peers);
+    with every peer alive the processes leave together, process 0 (the service) last."""
     if _multiprocess():
         sys.stdout.flush()
         sys.stderr.flush()
+        if not lost:
+            distributed.leave_together()
         os._exit(status)
     sys.exit(status)
 
@@ -93,11 +100,9 @@ def guarded(main):
         except (SystemExit, KeyboardInterrupt):
             raise
         except app.UsageError as e:
-            _report(e)
-            _exit(2)
+            _exit(2, _report(e))
         except Exception as e:  # the top level: every failure becomes one line
-            _report(e)
-            _exit(1)
+            _exit(1, _report(e))
 
     return wrapped
 

@@ -199,14 +199,18 @@ def _open_tfds(tfds_name, split_expr, data_dir, decode):
         builder = tfds.builder_from_directory(os.fspath(path))
         return builder, builder.as_data_source(split=split_expr, decoders=decoders)
     builder = tfds.builder(tfds_name, data_dir=data_dir, file_format="array_record")
-    if not builder.info.splits:  # TFDS would fail later with "splits is empty"
+    try:
+        source = builder.as_data_source(split=split_expr, decoders=decoders)
+    except KeyError as e:  # TFDS's "splits is empty": the dataset was never prepared there
+        if "empty" not in str(e):
+            raise
         ours = next((k for k, v in DATASETS.items() if tfds_name in v.tfds_names), tfds_name)
         raise FileNotFoundError(
             f"{tfds_name} is not prepared under {builder.data_dir}; run `python "
             f"experiments/prepare_data.py --dataset={ours}` (with the same --data_dir)"
-        )
+        ) from None
     integrity.verify(builder.data_dir)
-    return builder, builder.as_data_source(split=split_expr, decoders=decoders)
+    return builder, source
 
 
 def _class_names(builder, kind):

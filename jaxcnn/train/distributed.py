@@ -198,6 +198,23 @@ def same_on_all_processes(values: dict) -> bool:
     return all(t == texts[0] for t in texts)
 
 
+def _client():
+    from jax._src import distributed as jax_distributed  # the client: no public accessor
+
+    return jax_distributed.global_state.client
+
+
+def leave_together() -> None:
+    """Wait (at most the peer timeout) until every live process has reached this call, so that
+    process 0, which hosts the coordination service, exits last (the others' last words get
+    out before the service goes)."""
+    if jax.distributed.is_initialized():
+        try:
+            _client().wait_at_barrier("jaxcnn_leave", _settings["peer_timeout_s"] * 1000)
+        except Exception:  # a process is gone or stays: leave anyway
+            pass
+
+
 def lost_processes() -> list[int] | None:
     """Processes of this multi-process run that the coordination service no longer sees
     (waits at most about the peer timeout, until the service has decided); [] when all are
@@ -205,9 +222,7 @@ def lost_processes() -> list[int] | None:
     the service, is gone)."""
     if not jax.distributed.is_initialized():
         return []
-    from jax._src import distributed as jax_distributed  # the client: no public accessor
-
-    client, n = jax_distributed.global_state.client, jax.process_count()
+    client, n = _client(), jax.process_count()
     found: dict = {}
 
     def ask():
