@@ -9,6 +9,7 @@ scratch (random initialisation). ft and fc-ft start from a snapshot of a pre-tra
 checkpointed step, default the latest) with a new fc8 for the target's classes.
 """
 
+import errors
 import training_flags
 from absl import app, flags
 
@@ -27,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -12,6 +12,7 @@ Caffe model's channel order: BGR for the BVLC models, minus their mean (--mean w
 
 import os
 
+import errors
 from absl import app, flags, logging
 
 from jaxcnn import model, storage
@@ -65,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

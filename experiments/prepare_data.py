@@ -19,6 +19,7 @@ import os
 import sys
 import time
 
+import errors
 from absl import app, flags
 from PIL import Image
 
@@ -117,4 +118,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -7,6 +7,7 @@ Data parallel over all local devices, and over processes when started by launch/
 <run_dir>/checkpoints; running the same command again resumes from the latest checkpoint.
 """
 
+import errors
 import training_flags
 from absl import app
 
@@ -20,4 +21,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -15,6 +15,7 @@ import logging
 import os
 
 import config_flags
+import errors
 from absl import app, flags
 
 from jaxcnn import features, probe
@@ -34,14 +35,22 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    steps = checkpoints.available_steps(FLAGS.run_dir)
-    if not steps:
-        raise app.UsageError(f"no checkpoints in {FLAGS.run_dir}")
-    if not FLAGS.all_snapshots:
-        steps = [int(s) for s in FLAGS.steps] or steps[-1:]
     pair = config_flags.build(features.SetPair)
     spec = config_flags.build(probe.ProbeSpec)
     train_fs, test_fs = pair.sets()
+    steps = checkpoints.available_steps(FLAGS.run_dir)
+    if not steps:
+        raise app.UsageError(f"no checkpoints in {FLAGS.run_dir} (--run_dir)")
+    asked = [int(s) for s in FLAGS.steps]
+    missing = sorted(set(asked) - set(steps))
+    if missing:
+        raise app.UsageError(f"--steps {missing} have no checkpoint; available: {steps}")
+    if FLAGS.all_snapshots:
+        asked = steps
+    # Verify before any work: explicit damaged steps are errors naming them; by default the
+    # newest undamaged step (a damaged newer one is named in a warning).
+    steps = [checkpoints.verified_step(FLAGS.run_dir, s)[0] for s in asked or [None]]
+    features.check_input(FLAGS.run_dir, steps[-1], train_fs)
     num_classes = len(features.class_names(train_fs))
     sets = (train_fs, test_fs, spec.task, num_classes)
     grid = features.ablation_grid(spec.layers, spec.ablations)
@@ -76,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

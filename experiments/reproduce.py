@@ -12,6 +12,7 @@ import logging
 import time
 
 import config_flags
+import errors
 import jax
 from absl import app, flags
 
@@ -38,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -17,6 +17,7 @@ import logging
 import os
 
 import config_flags
+import errors
 from absl import app, flags
 
 from jaxcnn import features, probe, storage
@@ -40,6 +41,8 @@ def main(argv):
     train_fs, test_fs = pair.sets()
     names = features.class_names(test_fs)
     sets = (train_fs, test_fs, "multilabel", len(names))
+    for run_dir in (FLAGS.pre_run_dir, FLAGS.ft_run_dir):  # before any work
+        features.check_input(run_dir, None, train_fs)
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     cache = features.FeatureCache(FLAGS.out_dir, batch_size=pair.batch_size)
     res = compare_pair(cache, FLAGS.pre_run_dir, FLAGS.ft_run_dir, sets, protocol, FLAGS.out_dir)
@@ -61,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -22,6 +22,8 @@ Modules (import them directly; this package imports nothing heavy itself):
 - `prepare`: preparing toyworld and the real datasets on disk; `grids`: example grids.
 - `archives` (a package): the real datasets from their original archives or extracted trees,
   into TFDS's array_record layout without TensorFlow.
+- `integrity`: checksums of a prepared dataset (`record`, `verify`, `set_aside_if_damaged`);
+  `open_split` checks sizes, re-preparation checks every byte.
 """
 
 # The public modules (imported on use, so that importing the package stays light).
@@ -29,6 +31,7 @@ __all__ = [
     "archives",
     "boxes",
     "grids",
+    "integrity",
     "pipeline",
     "prepare",
     "preprocess",

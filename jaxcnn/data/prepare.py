@@ -8,11 +8,14 @@ reads them like datasets TFDS prepared.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from etils import epath
 
-from jaxcnn.data import archives, sources, toyworld
+from jaxcnn.data import archives, integrity, sources, toyworld
+
+log = logging.getLogger(__name__)
 
 
 def prepare_real(
@@ -46,8 +49,18 @@ def prepare_toyworld(
 ) -> dict[str, epath.Path]:
     """Generates the three toyworld parts; returns {dataset name: prepared directory}.
 
-    One pool of `num_workers` processes (default: all cores) serves all parts.
+    One pool of `num_workers` processes (default: all cores) serves all parts. A prepared part
+    whose files fail their checksums (every byte, `jaxcnn.data.integrity`) is set aside, said,
+    and generated again; checksums are recorded for every part.
     """
+    data_root = sources.data_dir_or_default(data_dir)
+    for part in toyworld.PARTS:
+        name = toyworld.config_name(part, size, seed)
+        reason = integrity.set_aside_if_damaged(
+            data_root / "toyworld" / name / str(toyworld.Toyworld.VERSION)
+        )
+        if reason:
+            log.warning("re-preparing toyworld/%s: %s", name, reason)
     num_workers = os.cpu_count() if num_workers is None else num_workers
     pool = toyworld.worker_pool(num_workers) if num_workers > 1 else None
     out = {}
@@ -56,6 +69,8 @@ def prepare_toyworld(
             builder = toyworld.prepare(part, size=size, seed=seed, data_dir=data_dir, pool=pool)
             name = f"toyworld/{toyworld.config_name(part, size, seed)}"
             out[name] = epath.Path(builder.data_dir)
+            if integrity.recorded(out[name]) is None:
+                integrity.record(out[name])
     finally:
         if pool is not None:
             pool.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zipfile
 
 import numpy as np
 from etils import epath
@@ -119,6 +120,12 @@ def load_mean(path) -> Mean:
             f"no stored mean at {path}; compute it with jaxcnn.data.pipeline.dataset_mean "
             "(experiments/prepare_data.py does this)"
         )
-    with path.open("rb") as f:
-        data = np.load(f)
-        return Mean(image=data["image"], channel=data["channel"], count=int(data["count"]))
+    try:
+        with path.open("rb") as f:
+            data = np.load(f)
+            return Mean(image=data["image"], channel=data["channel"], count=int(data["count"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(
+            f"the stored mean {path} is damaged ({type(e).__name__}: {e}); delete it and rerun: "
+            "it is recomputed from the training split"
+        ) from e

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxcnn.data import records
+from jaxcnn.data import integrity, records
 
 _TRAINVAL = {"trainval": "train+validation", "train": "train", "validation": "validation"}
 
@@ -195,10 +195,22 @@ def _open_tfds(tfds_name, split_expr, data_dir, decode):
                 "experiments/prepare_data.py --flagfile=experiments/flags/toyworld.flags` "
                 "(with the same --data_dir)"
             )
+        integrity.verify(path)  # sizes against the recorded checksums: names a damaged file
         builder = tfds.builder_from_directory(os.fspath(path))
         return builder, builder.as_data_source(split=split_expr, decoders=decoders)
     builder = tfds.builder(tfds_name, data_dir=data_dir, file_format="array_record")
-    return builder, builder.as_data_source(split=split_expr, decoders=decoders)
+    try:
+        source = builder.as_data_source(split=split_expr, decoders=decoders)
+    except KeyError as e:  # TFDS's "splits is empty": the dataset was never prepared there
+        if "empty" not in str(e):
+            raise
+        ours = next((k for k, v in DATASETS.items() if tfds_name in v.tfds_names), tfds_name)
+        raise FileNotFoundError(
+            f"{tfds_name} is not prepared under {builder.data_dir}; run `python "
+            f"experiments/prepare_data.py --dataset={ours}` (with the same --data_dir)"
+        ) from None
+    integrity.verify(builder.data_dir)
+    return builder, source
 
 
 def _class_names(builder, kind):

@@ -17,7 +17,15 @@ from jaxcnn.features.ablations import (
 from jaxcnn.features.cache import FeatureCache, run_dir_of
 from jaxcnn.features.extraction import extract_features, load_features, make_forward
 from jaxcnn.features.labels import boxes_as_multilabel, to_devkit_labels
-from jaxcnn.features.sets import VIEWS, FeatureSet, SetPair, class_names, extract, open_view
+from jaxcnn.features.sets import (
+    VIEWS,
+    FeatureSet,
+    SetPair,
+    check_input,
+    class_names,
+    extract,
+    open_view,
+)
 
 __all__ = [
     "ABLATIONS",
@@ -31,6 +39,7 @@ __all__ = [
     "apply_ablation",
     "binarize",
     "boxes_as_multilabel",
+    "check_input",
     "class_names",
     "extract",
     "extract_features",

@@ -1,12 +1,18 @@
-"""Extracted features shared by analyses: one folder per (run, step, feature set).
+"""Extracted features shared by analyses: one folder per (checkpoint content, feature set).
 
 `FeatureCache(root).get(run, step, fs)` extracts a checkpoint's taps on a `FeatureSet` once
-(resumable, `jaxcnn.features.sets.extract`) and reads them back memory-mapped afterwards.
+(resumable, `jaxcnn.features.sets.extract`) and reads them back memory-mapped afterwards. The
+folder is keyed by what the features depend on, not by where the run lives: the checkpoint's
+state digest (`jaxcnn.storage.checkpoints.verified_step`), the network description it records
+and every field of the feature set. A run retrained in the same directory therefore gets new
+features, and two paths to one checkpoint share them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -21,21 +27,34 @@ def run_dir_of(run) -> str:
     return run if isinstance(run, str | os.PathLike) else run.result["run_dir"]
 
 
-class FeatureCache:
-    """Features under ``<root>/features/<run tag>-<step>-<feature set name>``.
+def features_key(digest: str, network: dict, fs: FeatureSet) -> str:
+    """Short hash of a checkpoint's content, its network description and a feature set."""
+    blob = json.dumps(
+        {"state": digest, "network": network, "set": dataclasses.asdict(fs)}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    `run` is a run directory or a training stage's result; `step` None means its latest
-    checkpoint (named by its number, so that both spellings share one folder)."""
+
+class FeatureCache:
+    """Features under ``<root>/features/<step>-<key>-<feature set name>``, `key` from
+    `features_key` (module docstring).
+
+    `run` is a run directory or a training stage's result; `step` None means its newest
+    undamaged checkpoint (named by its number, so that both spellings share one folder)."""
 
     def __init__(self, root, *, batch_size: int = 128):
         self.root, self.batch_size = Path(root) / "features", batch_size
 
-    def get(self, run, step: int | None, fs: FeatureSet, taps=TAP_NAMES):
+    def folder(self, run, step: int | None, fs: FeatureSet) -> tuple[int, Path]:
+        """(resolved step, features folder) of a checkpoint of `run` on `fs`."""
         run_dir = os.fspath(run_dir_of(run))
-        if step is None:
-            step = checkpoints.available_steps(run_dir)[-1]
-        tag = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:10]
-        out = self.root / f"{tag}-{step}-{fs.name}"
+        step, digest = checkpoints.verified_step(run_dir, step)
+        network = checkpoints.restore_meta(run_dir, step).get("model", {})
+        return step, self.root / f"{step}-{features_key(digest, network, fs)}-{fs.name}"
+
+    def get(self, run, step: int | None, fs: FeatureSet, taps=TAP_NAMES):
+        step, out = self.folder(run, step, fs)
+        run_dir = os.fspath(run_dir_of(run))
         feats = extract(run_dir, step, fs, str(out), taps=taps, batch_size=self.batch_size)
         if fs.view == "gt_boxes":  # per-class AP of boxes: one-vs-rest columns
             feats["box_labels"] = feats["labels"]

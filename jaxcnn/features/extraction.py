@@ -6,12 +6,14 @@ Layout of ``out_dir``::
                        "taps": {name: {"file", "shape" (per example), "dtype"}}}
     <tap>.npy         [num_examples, *shape], written through np.lib.format.open_memmap
 
-Rows are written in example order. After each batch the memory maps are flushed and then the
-manifest is replaced atomically (`jaxcnn.storage.write_json`), so
-``rows_done`` never counts a row that is not on disk. A later call with the same
-``out_dir``, taps and ``num_examples`` resumes at ``rows_done``: batches that lie wholly before
-it are skipped without running the model (the batch iterable must yield the same examples in
-the same order). ``load_features`` refuses extractions that are not complete.
+Before the first row, the files' whole size is reserved on disk (``posix_fallocate``,
+`jaxcnn.storage.space`): a full disk is an ``ENOSPC`` error naming the folder and the bytes
+needed, never a bus error in a memory-mapped write. Rows are written in example order. After
+each batch the memory maps are flushed and then the manifest is replaced atomically
+(`jaxcnn.storage.write_json`), so ``rows_done`` never counts a row that is not on disk. A later
+call with the same ``out_dir``, taps and ``num_examples`` resumes at ``rows_done``: batches that
+lie wholly before it are skipped without running the model (the batch iterable must yield the
+same examples in the same order). ``load_features`` refuses extractions that are not complete.
 
 The forward pass is one ``jax.jit`` of ``module.apply({'params': params}, x, train=False)``
 keeping only the requested taps. With several local devices the batch is sharded over them
@@ -28,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import storage
+from jaxcnn.storage import space
 from jaxcnn.train import devices
 
 MANIFEST = "manifest.json"
@@ -106,15 +109,32 @@ def _open_outputs(out_dir, taps, shapes, dtype, num_examples):
             "taps": wanted,
         }
         mode = "w+"
+    paths = {name: os.path.join(out_dir, spec["file"]) for name, spec in wanted.items()}
+    nbytes = {
+        name: np.dtype(dtype).itemsize * num_examples * int(np.prod(spec["shape"], dtype=np.int64))
+        for name, spec in wanted.items()
+    }
+    if mode == "w+":  # the whole extraction's space, before any file exists
+        space.require(out_dir, sum(nbytes.values()) + 2**16, what=f"features in {out_dir}")
     arrays = {
         name: np.lib.format.open_memmap(
-            os.path.join(out_dir, spec["file"]),
-            mode=mode,
-            dtype=dtype,
-            shape=(num_examples, *spec["shape"]),
+            paths[name], mode=mode, dtype=dtype, shape=(num_examples, *spec["shape"])
         )
         for name, spec in wanted.items()
     }
+    try:  # allocated now: a later memory-mapped write cannot meet a full disk (SIGBUS)
+        for name, array in arrays.items():
+            space.reserve(
+                paths[name],
+                array.offset + nbytes[name],
+                what=f"features {name}",
+                then="the extraction resumes at its last finished batch",
+            )
+    except space.OutOfSpaceError:
+        if mode == "w+":  # nothing of this extraction is stored yet: leave no empty files
+            for path in paths.values():
+                os.remove(path)
+        raise
     if mode == "w+":
         _write_manifest(out_dir, manifest)
     return arrays, manifest

@@ -45,7 +45,7 @@ class FeatureSet:
             raise ValueError(f"view must be one of {VIEWS}, got {self.view!r}")
         if self.crop < 1 or self.resize < self.crop:
             raise ValueError(
-                f"need 1 <= crop <= resize, got crop {self.crop}, resize {self.resize}"
+                f"need 1 <= --crop <= --resize, got --crop={self.crop}, --resize={self.resize}"
             )
 
     @property
@@ -76,6 +76,11 @@ class SetPair:
     resize: int = _f(72, "Resize before cropping (256 for CaffeNet).")
     batch_size: int = _f(128, "Extraction batch size.")
 
+    def __post_init__(self):
+        if self.batch_size < 1 or self.max_train < 0 or self.max_test < 0:
+            raise ValueError("need --batch_size >= 1, --max_train >= 0 and --max_test >= 0")
+        self.sets()  # checks crop and resize
+
     def sets(self) -> tuple[FeatureSet, FeatureSet]:
         common = dict(
             data_dir=self.data_dir,
@@ -87,6 +92,17 @@ class SetPair:
         return (
             FeatureSet(self.dataset, self.train_split, max_examples=self.max_train, **common),
             FeatureSet(self.dataset, self.test_split, max_examples=self.max_test, **common),
+        )
+
+
+def check_input(run_dir: str, step: int | None, fs: FeatureSet) -> None:
+    """ValueError unless the run's network takes `fs.crop`-pixel inputs (checked before any
+    extraction: a mismatch would otherwise fail inside XLA)."""
+    size = model.module_from_run(run_dir, step).config.input_size
+    if size != fs.crop:
+        raise ValueError(
+            f"--crop {fs.crop} does not match the network of {run_dir}, which takes {size}-pixel "
+            f"inputs; use --crop={size} (and --resize >= {size})"
         )
 
 
@@ -141,8 +157,9 @@ def extract(
     interruption continues from the last finished chunk.
     """
     source, transform, names = open_view(fs)
+    params = checkpoints.restore_params(run_dir, step)  # verified; the metadata read is then free
+    check_input(run_dir, step, fs)
     module = model.module_from_run(run_dir, step)
-    params = checkpoints.restore_params(run_dir, step)
     loader = lambda: pipeline.eval_loader(source, batch_size=batch_size, transform=transform)  # noqa: E731
     os.makedirs(out_dir, exist_ok=True)
     sink: dict = {}

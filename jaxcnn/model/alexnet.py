@@ -96,18 +96,27 @@ class AlexNetConfig:
                 raise ValueError(
                     f"{name}: {layer.features} features not divisible by {layer.groups} groups"
                 )
+        if min(sizes := self.map_sizes()) < 1:  # zero-pixel maps: XLA would fail much later
+            least = next(i for i in range(1, 4096) if min(self.map_sizes(i)) >= 1)
+            raise ValueError(
+                f"--crop {self.input_size} is too small (conv maps {sizes}): use --crop >= {least}"
+            )
 
-    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-image tap shapes, computed from the geometry with Caffe's size formulas."""
-        shapes, size = {}, self.input_size
-        for name, layer in zip(CONV_NAMES, self.convs, strict=True):
+    def map_sizes(self, input_size: int | None = None) -> list[int]:
+        """Each conv tap's spatial size at `input_size` (default: the config's), Caffe's way."""
+        sizes, size = [], self.input_size if input_size is None else input_size
+        for layer in self.convs:
             size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
             if layer.pool:
                 size = pool_output_size(size, self.pool_window, self.pool_stride)
-            shapes[name] = (size, size, layer.features)
-        for name, layer in zip(("fc6", "fc7"), self.fcs, strict=True):
-            shapes[name] = (layer.features,)
-        return shapes
+            sizes.append(size)
+        return sizes
+
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-image tap shapes, computed from the geometry with Caffe's size formulas."""
+        convs = zip(CONV_NAMES, self.convs, self.map_sizes(), strict=True)
+        fcs = {n: (fc.features,) for n, fc in zip(("fc6", "fc7"), self.fcs, strict=True)}
+        return {**{name: (s, s, layer.features) for name, layer, s in convs}, **fcs}
 
 
 def caffenet_config(num_classes: int = 1000, bias_one: float = 1.0, **overrides) -> AlexNetConfig:
@@ -142,8 +151,10 @@ def small_config(
     leave the chance-level plateau within a few hundred iterations instead of thousands. The
     default `bias_one` 0.1 is BVLC AlexNet's (CaffeNet: 1)."""
 
-    def w(n):
-        return max(2, 2 * round(n * width / 2))
+    def w(n):  # even, so that two groups split evenly; never silently widened to 2
+        if round(n * width / 2) < 1:
+            raise ValueError(f"width {width} leaves {n} channels < 2: use --width > {1 / 96:.4f}")
+        return 2 * round(n * width / 2)
 
     convs = (
         ConvLayer(w(96), 5, stride=2, pool=True, lrn=True),

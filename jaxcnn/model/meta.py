@@ -71,6 +71,11 @@ class NetworkSpec:
         if self.width <= 0 or self.fc_width < 1:
             raise ValueError(f"need width > 0 and fc_width >= 1, got {self.width}, {self.fc_width}")
 
+    def check(self, crop: int) -> None:
+        """Raise ValueError if the network cannot be built for `crop`-pixel inputs (too small an
+        input, too narrow a width, CaffeNet at another size)."""
+        alexnet.PRESETS[self.preset](2, **self.overrides(crop))
+
     def overrides(self, crop: int) -> dict:
         """Keyword overrides of the preset's config function for inputs of `crop` pixels."""
         if self.preset == "caffenet":

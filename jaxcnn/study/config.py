@@ -74,6 +74,34 @@ class StudyConfig:
             raise ValueError(f"toyworld_size must be one of {TOYWORLD_SIZES}")
         object.__setattr__(self, "snapshots", tuple(int(s) for s in self.snapshots))
         object.__setattr__(self, "table4_snapshots", tuple(int(s) for s in self.table4_snapshots))
+        self._check_numbers()
+        self.network.check(self.crop)
+
+    def _check_numbers(self) -> None:
+        """Sizes and step counts, each error naming its flag (before any stage runs)."""
+        positive = ("crop", "pretrain_steps", "pretrain_batch", "finetune_steps")
+        positive += ("finetune_batch", "scratch_steps", "batch_size", "pretrain_lr_step")
+        positive += ("finetune_lr_step",)
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("scene_finetune_steps", "probe_train_images", "probe_test_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.resize < self.crop:
+            raise ValueError(f"--resize ({self.resize}) must be >= --crop ({self.crop})")
+        outside = [s for s in self.snapshots if not 0 <= s <= self.pretrain_steps]
+        if outside:
+            raise ValueError(
+                f"--snapshots {outside} lie outside [0, --pretrain_steps={self.pretrain_steps}]"
+            )
+        kept = {*self.snapshots, self.pretrain_steps}
+        missing = [s for s in self.table4_snapshots if s not in kept]
+        if missing:
+            raise ValueError(
+                f"--table4_snapshots {missing} are not kept: each must be one of --snapshots "
+                f"{list(self.snapshots)} or --pretrain_steps"
+            )
 
     def model_overrides(self) -> dict:
         return self.network.overrides(self.crop)

@@ -9,7 +9,6 @@ stage returns plain JSON numbers and writes its figures into its folder.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxcnn.features import FeatureCache
+from jaxcnn.storage import locks
 from jaxcnn.study import report, runs, stages
 from jaxcnn.study.analyses import ANALYSES
 from jaxcnn.study.config import REGIMES, StudyConfig
@@ -70,9 +70,15 @@ def _training(cfg: StudyConfig, root: Path, done: Callable, emit: Callable) -> t
 
 
 def run_study(cfg: StudyConfig, root: str, *, emit: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the whole study in `root`; returns the report's paths and timings."""
-    root = Path(root)
-    os.makedirs(root, exist_ok=True)
+    """Run (or resume) the whole study in `root`; returns the report's paths and timings.
+
+    The workdir belongs to this process while it runs (`jaxcnn.storage.locks`): a second study
+    in the same workdir raises `DirectoryInUseError` at once, naming this one."""
+    with locks.holding(root, what="study workdir"):
+        return _run_study(cfg, Path(root), emit)
+
+
+def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dict:
     nft = 2 * len(REGIMES) + len(cfg.table4_snapshots)
     weights = {**WEIGHTS, **{a.name: a.weight for a in ANALYSES}}
     total = sum(weights.values()) + WEIGHTS["finetune"] * (nft - 1)
@@ -85,6 +91,7 @@ def run_study(cfg: StudyConfig, root: str, *, emit: Callable[[str], None] = prin
         progress.stage(name, weights[weight_key], res.cached, res.seconds)
         return res
 
+    runs.check_datasets(cfg)  # before any stage: an unprepared real dataset is named now
     emit(f"study in {root}")
     trained, ft_runs = _training(cfg, root, done, emit)
     ctx = Context(cfg, FeatureCache(root, batch_size=cfg.batch_size), trained, ft_runs)

@@ -98,6 +98,7 @@ class TrainConfig:
         if self.num_steps < 0 or self.log_every < 1 or self.checkpoint_every < 1:
             raise ValueError("need num_steps >= 0, log_every >= 1 and checkpoint_every >= 1")
         object.__setattr__(self, "snapshot_steps", tuple(int(s) for s in self.snapshot_steps))
+        self.module()  # the network must be buildable (input size, widths) before any work
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

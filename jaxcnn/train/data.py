@@ -60,7 +60,7 @@ class DataConfig:
             raise ValueError(f"mean_kind must be one of {MEAN_KINDS}, got {self.mean_kind!r}")
         if self.crop < 1 or self.resize < self.crop:
             raise ValueError(
-                f"need 1 <= crop <= resize, got crop {self.crop}, resize {self.resize}"
+                f"need 1 <= --crop <= --resize, got --crop={self.crop}, --resize={self.resize}"
             )
 
 

@@ -4,9 +4,11 @@
 `TrainConfig` (docs/methods.md §2; `jaxcnn.train.config`). It is data-parallel with
 ``jax.pmap`` over the local devices of every process (`jaxcnn.train.distributed`), saves checkpoints
 through `jaxcnn.storage.checkpoints` (the snapshot steps permanently, plus a rolling latest every
-``checkpoint_every`` steps), and resumes from the latest checkpoint of `run_dir` when one
-exists: parameters, optimizer state, step, rng and the data iterator's state are restored, so
-the resumed run computes exactly what an uninterrupted run computes. Metrics are fetched one
+``checkpoint_every`` steps), and resumes from the newest undamaged checkpoint of `run_dir` when
+one exists: parameters, optimizer state, step, rng and the data iterator's state are restored, so
+the resumed run computes exactly what an uninterrupted run computes. Damaged newer steps
+(`jaxcnn.storage.checkpoints`: unreadable, or not matching their recorded digest) are named in a
+warning and moved to ``<run_dir>/damaged-checkpoints/``. Metrics are fetched one
 step late (dispatch stays ahead of the host); a non-finite loss or parameter norm stops the run
 with FloatingPointError naming the step, and that state is never saved.
 
@@ -15,6 +17,10 @@ batches ``{'image': f32[B_proc, H, W, 3], 'label': int[B_proc]}`` with ``get_sta
 ``set_state(state)`` (as grain's iterators have); ``eval_data`` is a zero-argument callable
 returning an iterable of this process's evaluation batches, each at most ``eval_batch_size``
 examples, optionally with ``mask`` (0 = padding).
+
+SIGTERM: a single process ends at once (the last complete checkpoint stays: saves are atomic);
+in a multi-process run JAX holds SIGTERM, and every process saves the step they reach together
+and raises `jaxcnn.train.distributed.Preempted`.
 
 Outputs in `run_dir`: ``config.json``, ``metrics.jsonl`` (one JSON record per log interval and
 per validation, see `jaxcnn.train.log`), ``curves.png`` at the end, ``checkpoints/``.
@@ -25,73 +31,23 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import storage
 from jaxcnn.storage import checkpoints
 from jaxcnn.train import devices as device_lib
-from jaxcnn.train import distributed, solver
+from jaxcnn.train import distributed, resume, solver
 from jaxcnn.train import log as training_log
 from jaxcnn.train import step as train_lib
-from jaxcnn.train.config import RESUMABLE_CHANGES, TrainConfig, initial_state, model_meta
+from jaxcnn.train.config import TrainConfig, initial_state, model_meta
 
 log = logging.getLogger(__name__)
-
-
-def _state_tree(state: train_lib.TrainState) -> dict:
-    return {
-        "params": state.params,
-        "opt_state": state.opt_state,
-        "step": state.step,
-        "rng": state.rng,
-    }
-
-
-def _restore_into(state: train_lib.TrainState, tree: dict) -> train_lib.TrainState:
-    return state.replace(
-        params=tree["params"],
-        step=jnp.asarray(tree["step"]),
-        rng=jnp.asarray(tree["rng"]),
-        opt_state=jax.tree_util.tree_unflatten(
-            jax.tree_util.tree_structure(state.opt_state),
-            jax.tree_util.tree_leaves(tree["opt_state"]),
-        ),
-    )
-
-
-def _encode_data_state(state) -> str:
-    if isinstance(state, bytes):
-        return json.dumps({"bytes": state.decode("utf-8")})
-    return json.dumps({"json": state})
-
-
-def _decode_data_state(text: str):
-    d = json.loads(text)
-    return d["bytes"].encode("utf-8") if "bytes" in d else d["json"]
-
-
-def _check_resumable(saved: dict, config: TrainConfig) -> None:
-    now = config.to_dict()
-    now["snapshot_steps"] = list(now["snapshot_steps"])
-    diff = sorted(
-        k
-        for k in set(saved) | set(now)
-        if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)
-    )
-    if diff:
-        raise ValueError(
-            "the run directory holds a run with different settings "
-            f"({', '.join(f'{k}: {saved.get(k)!r} -> {now.get(k)!r}' for k in diff)})"
-            "; use a new run directory"
-        )
 
 
 @functools.cache
@@ -220,10 +176,12 @@ class _Loop:
                 self._consume(*pending)
             pending, done = (step + 1, metrics), step + 1
             eval_now = self.cfg.eval_every and done % self.cfg.eval_every == 0
+            stop = distributed.preemption_reached(done)  # SIGTERM, multi-process: all at `done`
             save_now = (
                 done % self.cfg.checkpoint_every == 0
                 or done in self.cfg.snapshot_steps
                 or done == self.cfg.num_steps
+                or stop
             )
             if eval_now or save_now:
                 self._consume(*pending)  # a state is saved only after its loss is checked
@@ -233,6 +191,11 @@ class _Loop:
                 if save_now:
                     self.save(p_state, done)
                 self.clock = (time.perf_counter(), done)
+            if stop:
+                raise distributed.Preempted(
+                    f"stopped by SIGTERM at step {done}; that step is saved: rerun the same "
+                    "command to resume"
+                )
         if pending is not None:
             self._consume(*pending)
         return p_state
@@ -281,8 +244,9 @@ class _Loop:
         return record
 
     def save(self, p_state, step: int) -> None:
-        tree = _state_tree(distributed.unreplicate(p_state))
-        data_states = distributed.allgather_strings(_encode_data_state(self.train_data.get_state()))
+        tree = resume.state_tree(distributed.unreplicate(p_state))
+        state = resume.encode_data_state(self.train_data.get_state())
+        data_states = distributed.allgather_strings(state)
         meta = {
             "config": self.cfg.to_dict(),
             "model": model_meta(self.cfg),
@@ -309,20 +273,36 @@ def train(
 
     Returns a summary: ``{"step", "resumed_from", "val": last validation record or None,
     "params_sha256": digest of this process's copy of the final parameters}``.
-    Raises FloatingPointError naming the step if the loss or parameters become non-finite.
+    Raises FloatingPointError naming the step if the loss or parameters become non-finite, and
+    `jaxcnn.storage.locks.DirectoryInUseError` at once if another process owns `run_dir`.
     """
+    with resume.owning(run_dir):
+        return _train(config, run_dir, train_data, eval_data, on_record, initial)
+
+
+def _train(config, run_dir, train_data, eval_data, on_record, initial) -> dict:
     os.makedirs(run_dir, exist_ok=True)
     devs = _Devices(config)
     state = initial_state(config) if initial is None else initial
     primary = jax.process_index() == 0
     metrics_log = training_log.MetricsLog(run_dir, enabled=primary, on_record=on_record)
     with checkpoints.Checkpointer(run_dir, snapshot_steps=config.snapshot_steps) as ckpt:
-        start = ckpt.latest_step()
-        if start is not None:
-            tree, meta = ckpt.restore(start, template=_state_tree(state))
-            _check_resumable(meta["config"], config)
-            state = _restore_into(state, tree)
-            train_data.set_state(_decode_data_state(meta["data_state"][jax.process_index()]))
+        start = None
+        if ckpt.all_steps():  # resume from the newest undamaged step; damaged ones move aside
+            restored = ckpt.restore_good(
+                template=resume.state_tree(state),
+                check_meta=lambda meta: resume.check_resumable(meta["config"], config),
+            )
+            ckpt.set_aside(restored.skipped)
+            start, meta = restored.step, restored.meta
+            if start > config.num_steps:  # never report a step the model is not at
+                raise ValueError(
+                    f"run {run_dir} is already at step {start}, past --num_steps="
+                    f"{config.num_steps}; a run cannot go back: probe an earlier snapshot "
+                    f"(experiments/probe.py --steps) or use a new --run_dir"
+                )
+            state = resume.restore_into(state, restored.tree)
+            train_data.set_state(resume.decode_data_state(meta["data_state"][jax.process_index()]))
             metrics_log.truncate_after(start)
             log.info("resuming %s from step %d", run_dir, start)
         elif primary:

@@ -4,6 +4,8 @@ These are host-side numpy transforms (the pipeline feeds numpy to the devices), 
 checked against index arithmetic worked by hand rather than through jax.jit.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,6 @@ def test_mean_roundtrip_and_kinds(tmp_path):
         loaded.array("pixel")
     with pytest.raises(FileNotFoundError, match="no stored mean"):
         preprocess.load_mean(tmp_path / "missing.npz")
+    os.truncate(path, os.path.getsize(path) // 2)  # a truncated mean: named, not BadZipFile
+    with pytest.raises(ValueError, match=f"the stored mean {path} is damaged .* delete it"):
+        preprocess.load_mean(path)

@@ -135,6 +135,9 @@ def test_toyworld_sources_and_errors(tiny_dir, tmp_path):
         sources.open_split("toyworld/source", "train", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="decode"):
         sources.open_split("toyworld/source_tiny", "train", data_dir=tiny_dir, decode="cv2")
+    # a real dataset that was never prepared: named with its command, not TFDS's KeyError
+    with pytest.raises(FileNotFoundError, match=r"voc/2007 is not prepared .*--dataset=voc2007"):
+        sources.open_split("voc2007", "test", data_dir=str(tmp_path))
 
 
 def test_jaxcnn_never_imports_tensorflow():

@@ -176,3 +176,31 @@ def test_single_device_forward_matches(model):
     got = forward(params, images)
     assert set(got) == {"conv3", "fc6"}
     np.testing.assert_allclose(got["conv3"], want["conv3"], rtol=1e-5, atol=1e-6)
+
+
+def test_full_disk_is_a_clear_error_and_a_rerun_completes(model, small_disk, fill_disk):
+    """On a full (real, size-limited) filesystem the extraction stops before writing with ENOSPC
+    naming the folder and the bytes needed, never a bus error; an earlier extraction stays
+    intact, and after freeing space the rerun equals the direct computation."""
+    module, params, images, want = model
+    disk = small_disk("1m")
+    first, second = os.path.join(disk, "first"), os.path.join(disk, "second")
+
+    def run(out):
+        return extraction.extract_features(
+            module, params, _batches(images), taps=TAPS, out_dir=out, num_examples=len(images)
+        )
+
+    run(first)
+    filler = fill_disk(disk, leave=4096)  # less than the ~8 KiB the taps take
+    with pytest.raises(
+        OSError, match=r"no space left on device for features in .*second: .* needs"
+    ):
+        run(second)
+    assert not [n for n in os.listdir(second) if n.endswith(".npy")]  # no empty files left
+    for tap in TAPS:  # the earlier extraction is untouched
+        np.testing.assert_allclose(extraction.load_features(first, tap), want[tap], rtol=1e-5)
+    os.remove(filler)
+    assert run(second)["complete"]
+    for tap in TAPS:
+        np.testing.assert_allclose(extraction.load_features(second, tap), want[tap], rtol=1e-5)

@@ -191,6 +191,15 @@ def test_bad_input_and_config_errors():
         alexnet.from_preset("vgg", 10)
     with pytest.raises(ValueError, match="grouped_impl"):
         alexnet.from_preset("small", 10, grouped_impl="magic")
+    # geometry that cannot work is an error naming the flag, never clamped or left to XLA
+    with pytest.raises(
+        ValueError, match=r"too small \(conv maps \[3, 1, 1, 1, 0\]\): use --crop >= 19"
+    ):
+        alexnet.small_config(10, input_size=18)
+    assert alexnet.small_config(10, input_size=19).feature_shapes()["conv5"][0] == 1
+    with pytest.raises(ValueError, match=r"leaves 96 channels < 2: use --width > 0.0104"):
+        alexnet.small_config(10, width=0.01)
+    assert alexnet.small_config(10, width=0.011).convs[0].features == 2
 
 
 def test_forward_flops_matches_hand_count():

@@ -11,6 +11,7 @@ from absl import flags
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "..", "experiments")
 sys.path.insert(0, EXPERIMENTS)
+_ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(EXPERIMENTS)))  # this checkout
 
 import config_flags  # noqa: E402
 
@@ -28,10 +29,16 @@ def _parsed(cls, *args, skip=()):
 def test_defaults_and_nested_fields_round_trip():
     fv = _parsed(study.StudyConfig)
     assert config_flags.build(study.StudyConfig, flag_values=fv) == study.StudyConfig()
-    fv = _parsed(study.StudyConfig, "--width=0.5", "--snapshots=5,10", "--protocol=rcnn")
+    fv = _parsed(
+        study.StudyConfig,
+        "--width=0.5",
+        "--snapshots=5,10",
+        "--table4_snapshots=10",
+        "--protocol=rcnn",
+    )
     cfg = config_flags.build(study.StudyConfig, flag_values=fv)
     assert cfg.network == model.NetworkSpec(width=0.5)
-    assert cfg.snapshots == (5, 10) and cfg.protocol == "rcnn"
+    assert cfg.snapshots == (5, 10) and cfg.protocol == "rcnn" and cfg.table4_snapshots == (10,)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +95,7 @@ def test_a_script_exits_at_once_on_a_typo():
         capture_output=True,
         text=True,
         timeout=120,
+        env=_ENV,
     )
     assert out.returncode != 0
     assert "voc07_vissl" in out.stderr and "rcnn" in out.stderr, out.stderr[-2000:]
@@ -123,5 +131,6 @@ def test_every_flagfile_parses_with_its_script():
             capture_output=True,
             text=True,
             timeout=300,
+            env=_ENV,
         )
         assert out.returncode == 0, (name, out.stderr[-2000:])

@@ -266,7 +266,7 @@ def test_import_script_writes_a_readable_checkpoint(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=repo),  # this checkout's jaxcnn
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "755,140 parameters" in result.stdout

@@ -1,14 +1,22 @@
 """The whole study at a tiny size: every stage runs, every report section is present with finite
-numbers, and a second call finds everything cached."""
+numbers, and a second call finds everything cached; a second study in a busy workdir is refused
+at once."""
 
 import dataclasses
 import math
+import os
 import pathlib
 import re
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from jaxcnn import model, study
+from jaxcnn.storage import locks
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TINY = study.StudyConfig(
     toyworld_size="tiny", network=model.NetworkSpec(width=0.125, fc_width=32), pretrain_steps=8,
@@ -68,3 +76,32 @@ def test_second_run_is_cached(tiny_study):
     again = study.run_study(cfg, str(root / "work"), emit=lines.append)
     assert all(cached for _, _, cached in again["timings"])
     assert sum("cached" in line for line in lines) == len(again["timings"])
+
+
+def test_second_study_in_the_same_workdir_is_refused_at_once(tmp_path):
+    """A real study runs in a child process; a second one in the same workdir stops before any
+    stage, naming the child; once the child is killed the workdir is free."""
+    work, data = tmp_path / "work", tmp_path / "data"
+    code = (
+        "import dataclasses, sys\n"
+        "sys.path.insert(0, 'tests/study')\n"
+        "from run_test import TINY\n"
+        "from jaxcnn import study\n"
+        f"cfg = dataclasses.replace(TINY, data_dir={str(data)!r})\n"
+        f"study.run_study(cfg, {str(work)!r}, emit=lambda s: print(s, flush=True))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
+    try:
+        assert child.stdout.readline().startswith("study in ")  # it holds the workdir now
+        cfg = dataclasses.replace(TINY, data_dir=str(data))
+        lines = []
+        with pytest.raises(locks.DirectoryInUseError, match=f"in use by PID {child.pid} on host"):
+            study.run_study(cfg, str(work), emit=lines.append)
+        assert lines == []  # refused before any stage
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    locks.acquire(work).release()

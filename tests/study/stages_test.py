@@ -53,3 +53,34 @@ def test_interrupted_stage_runs_again(tmp_path):
     res = stages.run_stage(tmp_path, "a", {}, _counting_stage(calls, 3))
     assert calls == [3] and not res.cached
     assert (res.out_dir / "partial").read_text() == "half"  # the stage may resume from it
+
+
+def test_upstream_checkpoint_digests_are_part_of_the_key(tmp_path):
+    """A training stage retrained to different checkpoints (same config) re-keys its
+    consumers; one whose digests are unchanged does not."""
+    calls = []
+    first = stages.StageResult("t", "k", tmp_path, {"checkpoints": {"4": "aa"}}, 0.0, False)
+    same = stages.StageResult("t", "k", tmp_path, {"checkpoints": {"4": "aa"}}, 0.0, True)
+    retrained = stages.StageResult("t", "k", tmp_path, {"checkpoints": {"4": "bb"}}, 0.0, False)
+    a = stages.run_stage(tmp_path, "probe", {}, _counting_stage(calls, 1), upstream=(first,))
+    b = stages.run_stage(tmp_path, "probe", {}, _counting_stage(calls, 2), upstream=(same,))
+    c = stages.run_stage(tmp_path, "probe", {}, _counting_stage(calls, 3), upstream=(retrained,))
+    assert b.cached and a.key == b.key and c.key != a.key and calls == [1, 3]
+
+
+def test_invalid_finished_stage_runs_again(tmp_path):
+    calls, state = [], {"digest": "aa"}
+
+    def fn(out_dir):
+        calls.append(state["digest"])
+        return {"checkpoints": {"1": state["digest"]}}
+
+    def valid(result):
+        return result["checkpoints"] == {"1": state["digest"]}
+
+    stages.run_stage(tmp_path, "train", {}, fn, valid=valid)
+    assert stages.run_stage(tmp_path, "train", {}, fn, valid=valid).cached
+    state["digest"] = "bb"  # its checkpoints were replaced behind its back
+    again = stages.run_stage(tmp_path, "train", {}, fn, valid=valid)
+    assert not again.cached and again.result == {"checkpoints": {"1": "bb"}}
+    assert calls == ["aa", "bb"]

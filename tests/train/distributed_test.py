@@ -1,11 +1,16 @@
 """Tests for jaxcnn.train.distributed: batch splitting, replication, single-process collectives,
-and a
-real two-process loopback run through launch/local_two_process_cpu.sh."""
+a real two-process loopback run through launch/local_two_process_cpu.sh, and its faults: a
+killed peer ends the other within 10 s naming it; SIGTERM to the launcher stops both processes
+after saving the step they reach."""
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -87,7 +92,7 @@ def test_two_process_loopback_run(tmp_path, tiny_toyworld):
     processes, each reads its own data shard, both write the checkpoint; at the end both hold
     the same parameters."""
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHON=sys.executable)
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=REPO)  # this checkout's jaxcnn
     env.pop("XLA_FLAGS", None)
     result = subprocess.run(
         [
@@ -117,3 +122,132 @@ def test_two_process_loopback_run(tmp_path, tiny_toyworld):
     meta = checkpoints.restore_meta(run_dir)
     assert len(meta["data_state"]) == 2 and meta["data_state"][0] != meta["data_state"][1]
     assert re.search(r"validation top-1 [\d.]+, top-5 [\d.]+ on 16 images", out)
+
+
+def _train_args(run_dir, data_dir):
+    return [
+        f"--run_dir={run_dir}",
+        f"--data_dir={data_dir}",
+        "--dataset=toyworld/source_tiny",
+        "--width=0.125",
+        "--fc_width=32",
+        "--batch_size=16",
+        "--num_steps=100000",
+        "--checkpoint_every=3",
+        "--log_every=1",
+        "--eval_examples=16",
+    ]
+
+
+class _Lines:
+    """Collects a process's output lines in a thread (with their arrival times)."""
+
+    def __init__(self, proc):
+        self.lines: list[tuple[float, str]] = []
+        threading.Thread(target=self._pump, args=(proc,), daemon=True).start()
+
+    def _pump(self, proc):
+        for line in proc.stdout:
+            self.lines.append((time.time(), line))
+
+    def wait_for(self, pattern, timeout=240):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(re.search(pattern, line) for _, line in self.lines):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} in:\n" + self.text()[-3000:])
+
+    def text(self):
+        return "".join(line for _, line in self.lines)
+
+
+def test_a_killed_peer_ends_the_other_within_10_s_naming_it(tmp_path, tiny_toyworld):
+    """Two processes started directly (as on two hosts, no launcher to stop the survivor);
+    process 1 is SIGKILLed mid-run; process 0 exits within 10 s, naming process 1."""
+    run_dir = tmp_path / "run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(REPO, "experiments", "pretrain.py"),
+                *_train_args(run_dir, tiny_toyworld),
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
+    try:
+        out = _Lines(procs[0])
+        out.wait_for(r"step 4/100000 ")  # a checkpoint (step 3) exists by then
+        killed = time.time()
+        procs[1].send_signal(signal.SIGKILL)
+        procs[0].wait(timeout=120)
+        took = time.time() - killed
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    text = out.text()
+    assert procs[0].returncode != 0
+    assert took < 10, f"survivor took {took:.1f} s\n{text[-3000:]}"  # the issue's bound
+    named = "lost process 1 (no heartbeats)" in text or re.search(r"unhealthy[^\n]*\n1\n", text)
+    assert named, text[-3000:]
+    assert checkpoints.verified_step(run_dir)[0] >= 3  # the last checkpoint is intact
+
+
+def test_sigterm_to_the_launcher_stops_both_after_saving(tmp_path, tiny_toyworld):
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=REPO, STOP_GRACE_S="60")
+    env.pop("XLA_FLAGS", None)
+    launcher = subprocess.Popen(
+        [
+            os.path.join(REPO, "launch", "local_two_process_cpu.sh"),
+            *_train_args(run_dir, tiny_toyworld),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out = _Lines(launcher)
+        out.wait_for(r"\[process 0\] .*step 4/100000 ")
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    time.sleep(1)  # the output threads drain
+    text = out.text()
+    assert launcher.returncode == 143, text[-3000:]
+    stopped = dict(re.findall(r"process (\d) of 2: stopped by SIGTERM at step (\d+)", text))
+    assert set(stopped) == {"0", "1"} and stopped["0"] == stopped["1"], text[-3000:]
+    step, _ = checkpoints.verified_step(run_dir)  # intact: its digest verifies
+    assert step == int(stopped["0"])
+    assert not _alive(run_dir), "a training process outlived the launcher"
+
+
+def _alive(run_dir) -> list[int]:
+    """PIDs of processes whose command line mentions `run_dir` (read from /proc)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(run_dir).encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            continue
+    return pids

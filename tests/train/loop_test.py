@@ -1,7 +1,9 @@
 """Tests for jaxcnn.train.loop: a whole (tiny) run, snapshots, exact resumption (in-process and
 after SIGKILL through experiments/pretrain.py), non-finite loss, evaluation chunking."""
 
+import errno
 import json
+import logging
 import os
 import re
 import signal
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from jaxcnn import model, train
-from jaxcnn.storage import checkpoints
+from jaxcnn.storage import checkpoints, locks
 from jaxcnn.train import distributed, loop
 from jaxcnn.train import log as training_log
 from jaxcnn.train import step as step_lib
@@ -113,6 +115,67 @@ def test_resume_in_process_is_exact(tmp_path):
     assert steps == [2, 4, 6]
 
 
+def _flip_a_byte_of_the_largest_file(step_dir):
+    files = [os.path.join(d, n) for d, _, names in os.walk(step_dir) for n in names]
+    path = max(files, key=os.path.getsize)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_resume_from_a_damaged_checkpoint_falls_back_exactly(tmp_path, caplog):
+    """Flipped bytes in the latest checkpoint: the resumed run names it, moves it aside,
+    resumes from the snapshot before it and ends where an uninterrupted run ends."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    loop.train(_config(), str(full), train_data=Synthetic(8))
+    loop.train(_config(num_steps=4, snapshot_steps=(2,)), str(part), train_data=Synthetic(8))
+    assert checkpoints.available_steps(part) == [2, 4]
+    _flip_a_byte_of_the_largest_file(os.path.join(checkpoints.checkpoint_dir(part), "4"))
+    with caplog.at_level(logging.WARNING, logger="jaxcnn.storage.checkpoints"):
+        summary = loop.train(_config(snapshot_steps=(2,)), str(part), train_data=Synthetic(8))
+    assert summary["resumed_from"] == 2
+    said = " | ".join(r.getMessage() for r in caplog.records)
+    assert "checkpoint step 4 " in said and "do not match the sha256" in said, said
+    assert "moved damaged checkpoint step 4" in said, said
+    assert len(os.listdir(part / "damaged-checkpoints")) == 1
+    a, b = checkpoints.restore_params(full), checkpoints.restore_params(part)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_stopping_at_a_step_already_passed_is_an_error(tmp_path):
+    """A run at step 4 asked for --num_steps=2 says so and changes nothing (it never reports
+    a step it is not at)."""
+    loop.train(_config(num_steps=4), str(tmp_path), train_data=Synthetic(8))
+    before = checkpoints.verified_step(tmp_path)
+    with pytest.raises(ValueError, match=r"already at step 4, past --num_steps=2"):
+        loop.train(_config(num_steps=2), str(tmp_path), train_data=Synthetic(8))
+    assert checkpoints.verified_step(tmp_path) == before
+    assert loop.train(_config(num_steps=4), str(tmp_path), train_data=Synthetic(8))["step"] == 4
+
+
+def test_full_disk_at_a_checkpoint_save_then_resume_is_exact(tmp_path, small_disk, fill_disk):
+    """A real size-limited filesystem fills up before step 6's save: the run stops with one
+    clear ENOSPC error naming the step, step 4 stays intact, and after freeing space the resumed
+    run ends where an uninterrupted run ends."""
+    disk = small_disk("3m")
+    run_dir = os.path.join(disk, "run")
+    loop.train(_config(), str(tmp_path / "full"), train_data=Synthetic(8))
+    loop.train(_config(num_steps=4), run_dir, train_data=Synthetic(8))
+    filler = fill_disk(disk, leave=48 * 1024)  # room for the logs, not for a checkpoint
+    with pytest.raises(OSError, match=r"checkpoint step 6: .* needs .* resumes from step 4") as e:
+        loop.train(_config(), run_dir, train_data=Synthetic(8))
+    assert e.value.errno == errno.ENOSPC
+    assert checkpoints.available_steps(run_dir) == [4]
+    assert checkpoints.verified_step(run_dir)[0] == 4  # intact: its digest verifies
+    os.remove(filler)
+    assert loop.train(_config(), run_dir, train_data=Synthetic(8))["resumed_from"] == 4
+    a, b = checkpoints.restore_params(tmp_path / "full"), checkpoints.restore_params(run_dir)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_resume_refuses_different_settings(tmp_path):
     loop.train(_config(num_steps=2), str(tmp_path), train_data=Synthetic(8))
     with pytest.raises(ValueError, match="base_lr"):
@@ -174,7 +237,7 @@ def pretrain_command(data_dir, run_dir, num_steps=12):
 
 
 def _env():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)  # this checkout's jaxcnn
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
     return env
 
@@ -219,3 +282,41 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_toyworld):
     a, b = checkpoints.restore_params(full), checkpoints.restore_params(killed)
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_second_training_in_the_same_run_dir_is_refused_at_once(tmp_path, tiny_toyworld):
+    """Two real pre-trainings on one run directory: the second stops at once naming the
+    first's PID and host, and writes nothing; the first's SIGKILL frees the directory."""
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(
+        pretrain_command(tiny_toyworld, run_dir, num_steps=10_000),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in first.stdout:  # the lock is held before training starts
+            seen.append(line)
+            if re.search(r"step 1/10000 ", line):
+                break
+        assert first.poll() is None, "".join(seen[-20:])
+        records_before = (run_dir / "metrics.jsonl").read_text()
+        second = subprocess.run(
+            pretrain_command(tiny_toyworld, run_dir, num_steps=10_000),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        out = second.stdout + second.stderr
+        assert second.returncode != 0
+        assert f"run directory {run_dir} is in use by PID {first.pid} on host" in out, out[-2000:]
+        assert "step 1/" not in second.stdout  # refused before any training step
+        # what the second process found was the first's, line for line
+        assert (run_dir / "metrics.jsonl").read_text().startswith(records_before)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    locks.acquire(run_dir).release()  # free once its owner is gone

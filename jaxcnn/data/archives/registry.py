@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+from jaxcnn.data import integrity
 from jaxcnn.data.archives import imagenet, summary, sun397, voc, writer
+
+log = logging.getLogger(__name__)
 
 NAMES = ("voc2007", "voc2012", "sun397", "imagenet2012")
 
@@ -64,10 +68,15 @@ def prepare_dataset(
     (TFDS's layout; `sources.open_split` reads it). Resumes an interrupted run; returns the
     summary (counts per split, skipped by reason, notes, size, time). `progress(Progress)`
     is called as images are done. A finished dataset is only checked (same options, else
-    `PrepareMismatchError`) and summarised, without reading the archives again."""
+    `PrepareMismatchError`; every byte against its checksums, `jaxcnn.data.integrity`: a
+    damaged one is set aside, said, and prepared again) and summarised, without reading the
+    archives again. Checksums are recorded when a preparation finishes."""
     if name in NAMES:
         tfds_name, options, tfds_options = _target(name, resize)
         directory = writer.dataset_directory(tfds_name, data_dir)
+        reason = integrity.set_aside_if_damaged(directory)
+        if reason:
+            log.warning("re-preparing %s: %s", name, reason)
         writer.check_options(directory, name, options, tfds_options)
         if writer.is_prepared(directory):
             return summary.prepared_summary(directory, name, options)
@@ -75,4 +84,7 @@ def prepare_dataset(
         name, manual_dir=manual_dir, data_dir=data_dir, resize=resize,
         num_workers=num_workers, progress=progress,
     )  # fmt: skip
-    return writer.prepare(job, data_dir=data_dir, num_workers=num_workers, progress=progress)
+    done = writer.prepare(job, data_dir=data_dir, num_workers=num_workers, progress=progress)
+    if integrity.recorded(done.directory) is None:
+        integrity.record(done.directory)
+    return done

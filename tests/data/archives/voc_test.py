@@ -1,12 +1,13 @@
 """voc: tiny VOC 2007 / 2012 in their original layouts, prepared and read back unchanged."""
 
+import glob
 import hashlib
 import os
 
 import numpy as np
 import pytest
 
-from jaxcnn.data import boxes, sources
+from jaxcnn.data import boxes, integrity, sources
 from jaxcnn.data.archives import inputs, prepare_dataset, voc
 from tests.data.archives.originals import jpeg, write_files, write_tar
 
@@ -169,3 +170,25 @@ def test_truncated_tar_is_named(tmp_path):
             f.write(data[:cut])
         with pytest.raises(inputs.ArchiveError, match="VOCtrainval_06-Nov-2007.tar is truncated"):
             prepare_dataset("voc2007", manual_dir=str(tmp_path), data_dir=str(tmp_path / "d"))
+
+
+def test_a_damaged_prepared_dataset_is_set_aside_and_prepared_again(tmp_path, caplog):
+    _voc2007_tars(str(tmp_path))
+    data_dir = str(tmp_path / "data")
+    summary = prepare_dataset("voc2007", manual_dir=str(tmp_path), data_dir=data_dir)
+    assert integrity.verify(summary.directory, full=True)  # checksums recorded when finished
+    shard = sorted(glob.glob(os.path.join(summary.directory, "*test.array_record*")))[0]
+    with open(shard, "r+b") as f:  # flip one byte: same size, so only the SHA-256 sees it
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with caplog.at_level("WARNING"):
+        again = prepare_dataset("voc2007", manual_dir=str(tmp_path), data_dir=data_dir)
+    assert not again.already_prepared and again.counts == summary.counts
+    assert os.path.basename(shard) in caplog.text and "SHA-256" in caplog.text
+    aside = glob.glob(summary.directory.rstrip(os.sep) + ".damaged-*")
+    assert len(aside) == 1 and os.path.exists(os.path.join(aside[0], os.path.basename(shard)))
+    assert integrity.verify(again.directory, full=True)
+    test = sources.open_split("voc2007", "test", data_dir=data_dir)
+    assert sorted(test[i]["id"] for i in range(len(test))) == ["000004.jpg", "000005.jpg"]
