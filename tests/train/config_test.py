@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxcnn import model
 from jaxcnn.model import alexnet
 from jaxcnn.storage import checkpoints
 from jaxcnn.train import config as train_config
@@ -43,7 +44,7 @@ def test_dict_round_trip_through_json():
 def test_equal_configs_share_module_and_optimizer():
     a, b = _cfg(), _cfg(num_steps=99)
     assert a.module() is b.module()
-    assert train_config.module_from_meta(train_config.model_meta(a)) is a.module()
+    assert model.module_from_meta(train_config.model_meta(a)) is a.module()
     params = jax.eval_shape(lambda: alexnet.init_params(a.module(), jax.random.key(0)))
     assert a.optimizer(params, ("fc8",)) is b.optimizer(params, ("fc8",))
     assert a.optimizer(params, ("fc8",)) is not _cfg(base_lr=0.1).optimizer(params, ("fc8",))
