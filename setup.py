@@ -27,7 +27,8 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=8.0", "ruff>=0.5"],
-        # PyTorch is the peer the network benchmark is timed against.
-        "bench": ["torch>=2.0"],
+        # PyTorch is the peer the network benchmark is timed against; simplejpeg (libjpeg-turbo)
+        # is the decoder benchmarks/accelerator.py times against PIL.
+        "bench": ["torch>=2.0", "simplejpeg>=1.7"],
     },
 )
