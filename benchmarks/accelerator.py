@@ -120,11 +120,11 @@ def _time_step(module, devices, mode: str) -> dict:
     for _ in range(FLAGS.warmup):
         d_state, metrics = compiled(d_state, d_batch)
     jax.block_until_ready(metrics)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(FLAGS.steps):
         d_state, metrics = compiled(d_state, d_batch)
     jax.block_until_ready(metrics)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     loss = runner.scalars(metrics)["loss"]
     if not np.isfinite(loss):
         raise FloatingPointError(f"non-finite loss {loss} in the benchmarked step")
@@ -136,7 +136,11 @@ def _time_step(module, devices, mode: str) -> dict:
             - mem.alias_size_in_bytes
             + mem.temp_size_in_bytes
         )
-    return {"img_per_s": FLAGS.steps * n / seconds, "mem_bytes": per_device}
+    return {
+        "img_per_s": FLAGS.steps * n / seconds,
+        "img_per_cpu_s": FLAGS.steps * n / cpu_seconds,  # on CPUs: per core, load-independent
+        "mem_bytes": per_device,
+    }
 
 
 def _flops(module) -> float:
@@ -166,7 +170,8 @@ def section_step(devices, results):
         results["step"][dtype] = r
         print(
             f"step {dtype:8s} {n} device(s) x {FLAGS.batch_per_device}: "
-            f"{r['img_per_s']:,.1f} img/s ({r['img_per_s'] / n:,.1f} per device), "
+            f"{r['img_per_s']:,.1f} img/s ({r['img_per_s'] / n:,.1f} per device; "
+            f"{r['img_per_cpu_s']:,.1f} per host CPU-second), "
             f"{tflops:.3f} TFLOP/s, MFU {mfu} of {total_peak or 0:.2f} TFLOP/s [{source}]; "
             f"memory/device {_mib(r['mem_bytes'])} compiled, "
             f"{_mib(r['device_peak_bytes'])} allocator peak",
