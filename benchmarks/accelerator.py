@@ -21,7 +21,10 @@ Sections (``--sections`` picks some):
   (benchmarks/jpeg_pipeline.py), and so the host cores one device needs at the step's rate.
 - ``e2e``: `jaxcnn.train.train` reading prepared records (toyworld by default) through the
   grain pipeline: images/s as the training log reports it.
-- the projected wall time of the paper's schedule (310k iterations x 256 images).
+- the host cores one device needs at the measured step rate and at a reference rate (CaffeNet
+  at ``--reference_mfu`` of ``--reference_kind``'s bfloat16 peak: a stated assumption, for hosts
+  without an accelerator), and the projected wall time of the paper's schedule (310k iterations
+  x 256 images).
 
 On a CPU with fake devices (XLA_FLAGS above) the devices share the host's cores: scaling and
 modes then measure overheads, not speed-ups. ``--out`` writes every figure as JSON.
@@ -69,6 +72,10 @@ flags.DEFINE_integer("e2e_resize", 72, "e2e resize (the dataset's stored size fo
 flags.DEFINE_integer("e2e_batch", 256, "e2e global batch.")
 flags.DEFINE_integer("e2e_steps", 20, "e2e steps.")
 flags.DEFINE_integer("e2e_workers", 0, "e2e grain worker processes.")
+flags.DEFINE_string(
+    "reference_kind", "NVIDIA H100 80GB HBM3", "Device kind (peaks.py) of the reference rate."
+)
+flags.DEFINE_float("reference_mfu", 0.4, "MFU assumed for the reference rate.")
 flags.DEFINE_string("out", "", "Write all figures to this JSON file.")
 flags.DEFINE_bool("tiny", False, "Tiny sizes everywhere (flags given explicitly still win).")
 
@@ -269,31 +276,44 @@ def _hours(rate):
     return SCHEDULE[0] * SCHEDULE[1] / rate / 3600 if rate else float("nan")
 
 
+def _best_per_core(rows) -> dict:
+    """{(source, uint8 out): the best decoder's images/s per core}."""
+    best = {}
+    for row in rows:
+        key = (row["source"].split()[0], row["decoder"].endswith("+uint8"))
+        best[key] = max(best.get(key, 0.0), row["img_per_s"])
+    return best
+
+
 def summary(results, n, dtype):
     step = results["step"].get(dtype) or next(iter(results["step"].values()), None)
-    cores = os.cpu_count()
-    if step and results["pipeline"]:
-        best = {}
-        for row in results["pipeline"]:
-            key = (row["source"].split()[0], row["decoder"].endswith("+uint8"))
-            best[key] = max(best.get(key, 0.0), row["img_per_s"])
-        for (source, uint8), per_core in sorted(best.items()):
-            need = step["img_per_s"] / n / per_core
-            print(
-                f"cores per device ({source}, {'uint8' if uint8 else 'float32'} out, best "
-                f"decoder {per_core:.0f} img/s/core): {need:.1f} at {step['img_per_s'] / n:,.0f} "
-                f"img/s per device"
+    best = _best_per_core(results["pipeline"])
+    caffenet = alexnet.caffenet_config()
+    peak, _ = peaks.table_peak(FLAGS.reference_kind, "bfloat16")
+    reference = peak * 1e12 * FLAGS.reference_mfu / _flops(alexnet.AlexNet(caffenet))
+    rates = {"measured": step["img_per_s"] / n if step else None, "reference": reference}
+    for (source, uint8), per_core in sorted(best.items()):
+        out = "uint8" if uint8 else "float32"
+        for kind, rate in rates.items():
+            if rate is None:
+                continue
+            results["cores_per_device"][f"{kind}/{source}/{out}"] = rate / per_core
+            what = (
+                f"the measured {FLAGS.preset} step"
+                if kind == "measured"
+                else f"CaffeNet at {FLAGS.reference_mfu:.0%} MFU of {FLAGS.reference_kind} bf16"
             )
-            results["cores_per_device"][f"{source}/{'uint8' if uint8 else 'float32'}"] = need
+            print(
+                f"cores per device ({source}, {out} out, best decoder {per_core:,.0f} "
+                f"img/s/core) at {what} ({rate:,.0f} img/s per device): {rate / per_core:,.1f}"
+            )
     for dtype_, r in results["step"].items():
-        print(f"projection {SCHEDULE[0]:,} x {SCHEDULE[1]} images at the {dtype_} step rate "
-              f"on {n} device(s): {_hours(r['img_per_s']):.2f} h")  # fmt: skip
-        if results["pipeline"]:
-            host = cores * max(row["img_per_s"] for row in results["pipeline"])
-            print(f"projection with this host's pipeline ({cores} cores): "
-                  f"{_hours(min(host, r['img_per_s'])):.2f} h")  # fmt: skip
+        print(f"projection {SCHEDULE[0]:,} x {SCHEDULE[1]} images at the {FLAGS.preset} {dtype_} "
+              f"step rate on {n} device(s): {_hours(r['img_per_s']):,.2f} h")  # fmt: skip
+    print(f"projection for CaffeNet at the reference rate ({reference:,.0f} img/s, one "
+          f"{FLAGS.reference_kind}, not measured): {_hours(reference):,.2f} h")  # fmt: skip
     if results["e2e"]:
-        print(f"projection at the e2e rate: {_hours(results['e2e']['img_per_s']):.2f} h "
+        print(f"projection at the e2e rate: {_hours(results['e2e']['img_per_s']):,.2f} h "
               f"(the e2e network, {results['e2e']['preset']})")  # fmt: skip
 
 
