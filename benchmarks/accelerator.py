@@ -254,8 +254,13 @@ def section_e2e(n_devices, results, dtype):
         resize=FLAGS.e2e_resize, worker_count=FLAGS.e2e_workers,
     )  # fmt: skip
     small = {"width": FLAGS.width, "fc_width": FLAGS.fc_width, "input_size": crop}
+    try:
+        num_classes = train.num_classes(data_cfg)
+    except FileNotFoundError as e:  # not prepared on this machine: say so, measure the rest
+        print(f"e2e skipped: {e}")
+        return
     cfg = train.TrainConfig(
-        num_classes=train.num_classes(data_cfg), num_steps=FLAGS.e2e_steps,
+        num_classes=num_classes, num_steps=FLAGS.e2e_steps,
         batch_size=FLAGS.e2e_batch, preset="caffenet" if crop == 227 else "small",
         model_overrides={} if crop == 227 else small, compute_dtype=dtype,
         log_every=FLAGS.e2e_steps, checkpoint_every=10**9,
