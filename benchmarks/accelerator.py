@@ -32,6 +32,7 @@ modes then measure overheads, not speed-ups. ``--out`` writes every figure as JS
 
 import logging
 import os
+import statistics
 import tempfile
 import time
 
@@ -59,6 +60,7 @@ flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes of the step
 flags.DEFINE_string("compare_dtype", "", "dtype of the other sections ('': bf16, f32 on CPU).")
 flags.DEFINE_integer("steps", 10, "Timed steps per measurement.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps first (the first compiles).")
+flags.DEFINE_integer("rounds", 3, "Timed rounds (alternating between compared variants); medians.")
 flags.DEFINE_list("device_counts", [], "Device counts to scale over (default 1, 2, 4 ... N).")
 flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
 flags.DEFINE_integer("matmul_size", 2048, "CPU: matmul size of the measured peak.")
@@ -81,8 +83,8 @@ flags.DEFINE_bool("tiny", False, "Tiny sizes everywhere (flags given explicitly 
 
 TINY = dict(
     preset="small", width=0.125, fc_width=32, input_size=32, batch_per_device=2, steps=2,
-    warmup=1, matmul_size=128, pipeline_images=2, jpeg_size="320x240", pipeline_seconds=0.02,
-    e2e_dataset="toyworld/source_tiny", e2e_batch=8, e2e_steps=2,
+    warmup=1, rounds=1, matmul_size=128, pipeline_images=2, jpeg_size="320x240",
+    pipeline_seconds=0.02, e2e_dataset="toyworld/source_tiny", e2e_batch=8, e2e_steps=2,
 )  # fmt: skip
 SCHEDULE = (310_000, 256)  # the paper's iterations and batch (docs/methods.md §2.2)
 
@@ -95,59 +97,82 @@ def _module(dtype: str, grouped: str = "split") -> alexnet.AlexNet:
     return alexnet.from_preset(FLAGS.preset, 1000 if FLAGS.preset == "caffenet" else 100, **kw)
 
 
-_MEASURED: dict = {}
+class _Bench:
+    """The compiled step of `module` in `mode` over `devices` with its state and one batch
+    resident on the devices, warmed up; `time()` runs `FLAGS.steps` steps."""
+
+    def __init__(self, module, devices, mode: str):
+        params = alexnet.init_params(module, jax.random.key(0))
+        tx = solver.caffe_sgd(solver.step_schedule(0.01, gamma=0.1, step_size=100_000))
+        state = step_lib.TrainState.create_for(
+            apply_fn=module.apply, params=params, tx=tx, rng=jax.random.key(1)
+        )
+        cls = parallel.PmapRunner if mode == "pmap" else parallel.JitRunner
+        self.n = FLAGS.batch_per_device * len(devices)
+        self.runner = cls(devices, batch_size=self.n)
+        size, rng = module.config.input_size, np.random.default_rng(0)
+        batch = {
+            "image": (64 * rng.normal(size=(self.n, size, size, 3))).astype(np.float32),
+            "label": rng.integers(0, module.config.num_classes, self.n).astype(np.int32),
+        }
+        self.state, self.batch = self.runner.put_state(state), self.runner.place(batch)
+        self.compiled = self.runner.train.lower(self.state, self.batch).compile()
+        mem = self.compiled.memory_analysis()
+        self.mem_bytes = None
+        if mem is not None:  # per device: arguments + outputs - donated + temporaries
+            self.mem_bytes = (
+                mem.argument_size_in_bytes
+                + mem.output_size_in_bytes
+                - mem.alias_size_in_bytes
+                + mem.temp_size_in_bytes
+            )
+        self._steps(FLAGS.warmup)
+
+    def _steps(self, count: int):
+        for _ in range(count):
+            self.state, metrics = self.compiled(self.state, self.batch)
+        jax.block_until_ready(metrics)
+        loss = self.runner.scalars(metrics)["loss"]
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {loss} in the benchmarked step")
+
+    def time(self) -> tuple[float, float]:
+        """(images/s, images per host CPU-second) over `FLAGS.steps` steps."""
+        start, cpu_start = time.perf_counter(), time.process_time()
+        self._steps(FLAGS.steps)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        return FLAGS.steps * self.n / seconds, FLAGS.steps * self.n / cpu_seconds
+
+
+_BENCHES: dict = {}
+
+
+def _bench(module, devices, mode: str) -> _Bench:
+    key = (module, tuple(devices), mode)  # sections share compiled steps
+    if key not in _BENCHES:
+        _BENCHES[key] = _Bench(module, devices, mode)
+    return _BENCHES[key]
+
+
+def time_steps(benches: dict) -> dict:
+    """{name: {img_per_s, img_per_cpu_s, mem_bytes}}: medians over `FLAGS.rounds` rounds that
+    time the benches in alternating order, so that noise from other processes hits all alike."""
+    names, rates = list(benches), {k: [] for k in benches}
+    for r in range(FLAGS.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            rates[name].append(benches[name].time())
+    return {
+        k: {
+            "img_per_s": statistics.median(x for x, _ in v),
+            "img_per_cpu_s": statistics.median(c for _, c in v),  # CPUs: per core-second
+            "mem_bytes": benches[k].mem_bytes,
+        }
+        for k, v in rates.items()
+    }
 
 
 def time_step(module, devices, mode: str) -> dict:
-    """Images/s of the step of `module` in `mode` over `devices`, and its memory per device
-    (measured once per module, devices and mode: sections share measurements)."""
-    key = (module, tuple(devices), mode)
-    if key not in _MEASURED:
-        _MEASURED[key] = _time_step(module, devices, mode)
-    return dict(_MEASURED[key])
-
-
-def _time_step(module, devices, mode: str) -> dict:
-    params = alexnet.init_params(module, jax.random.key(0))
-    tx = solver.caffe_sgd(solver.step_schedule(0.01, gamma=0.1, step_size=100_000))
-    state = step_lib.TrainState.create_for(
-        apply_fn=module.apply, params=params, tx=tx, rng=jax.random.key(1)
-    )
-    cls = parallel.PmapRunner if mode == "pmap" else parallel.JitRunner
-    runner = cls(devices, batch_size=FLAGS.batch_per_device * len(devices))
-    size, n = module.config.input_size, FLAGS.batch_per_device * len(devices)
-    rng = np.random.default_rng(0)
-    batch = {
-        "image": (64 * rng.normal(size=(n, size, size, 3))).astype(np.float32),
-        "label": rng.integers(0, module.config.num_classes, n).astype(np.int32),
-    }
-    d_state, d_batch = runner.put_state(state), runner.place(batch)
-    compiled = runner.train.lower(d_state, d_batch).compile()
-    mem = compiled.memory_analysis()
-    for _ in range(FLAGS.warmup):
-        d_state, metrics = compiled(d_state, d_batch)
-    jax.block_until_ready(metrics)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(FLAGS.steps):
-        d_state, metrics = compiled(d_state, d_batch)
-    jax.block_until_ready(metrics)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    loss = runner.scalars(metrics)["loss"]
-    if not np.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss {loss} in the benchmarked step")
-    per_device = None
-    if mem is not None:
-        per_device = (
-            mem.argument_size_in_bytes
-            + mem.output_size_in_bytes
-            - mem.alias_size_in_bytes
-            + mem.temp_size_in_bytes
-        )
-    return {
-        "img_per_s": FLAGS.steps * n / seconds,
-        "img_per_cpu_s": FLAGS.steps * n / cpu_seconds,  # on CPUs: per core, load-independent
-        "mem_bytes": per_device,
-    }
+    return time_steps({0: _bench(module, devices, mode)})[0]
 
 
 def _flops(module) -> float:
@@ -188,8 +213,9 @@ def section_step(devices, results):
 
 def section_forms(devices, results, dtype):
     mode, one = parallel.resolve("auto"), devices[:1]
-    for impl in ("split", "feature_group_count"):
-        r = time_step(_module(dtype, impl), one, mode)
+    impls = ("split", "feature_group_count")
+    got = time_steps({impl: _bench(_module(dtype, impl), one, mode) for impl in impls})
+    for impl, r in got.items():
         results["forms"][f"grouped_{impl}"] = r["img_per_s"]
         print(f"forms grouped conv {impl:20s} {dtype}, 1 device: {r['img_per_s']:,.1f} img/s")
     rows = layer_forms.time_forms(
@@ -215,22 +241,25 @@ def _counts(n):
 
 
 def section_scaling(devices, results, dtype):
-    mode, base = parallel.resolve("auto"), None
-    for k in _counts(len(devices)):
-        rate = time_step(_module(dtype), devices[:k], mode)["img_per_s"]
-        base = base or rate
+    mode, module = parallel.resolve("auto"), _module(dtype)
+    got = time_steps({k: _bench(module, devices[:k], mode) for k in _counts(len(devices))})
+    base = got[1]["img_per_s"] if 1 in got else None
+    for k, r in got.items():
+        rate = r["img_per_s"]
         results["scaling"][str(k)] = rate
+        linear = f", {rate / (base * k):.0%} of linear" if base else ""
         print(
             f"scaling {mode} {dtype} {k} device(s): {rate:,.1f} img/s, "
-            f"{rate / k:,.1f} per device, {rate / (base * k):.0%} of linear"
+            f"{rate / k:,.1f} per device{linear}"
         )
 
 
 def section_modes(devices, results, dtype):
-    for mode in ("pmap", "jit"):
-        rate = time_step(_module(dtype), devices, mode)["img_per_s"]
-        results["modes"][mode] = rate
-        print(f"modes {mode:4s} {dtype} {len(devices)} device(s): {rate:,.1f} img/s")
+    module = _module(dtype)
+    got = time_steps({mode: _bench(module, devices, mode) for mode in ("pmap", "jit")})
+    for mode, r in got.items():
+        results["modes"][mode] = r["img_per_s"]
+        print(f"modes {mode:4s} {dtype} {len(devices)} device(s): {r['img_per_s']:,.1f} img/s")
     ratio = results["modes"]["jit"] / results["modes"]["pmap"]
     print(f"modes jit / pmap = {ratio:.2f}x (default here: {parallel.resolve('auto')})")
 
