@@ -29,8 +29,9 @@ setuptools.setup(
         # The detection tests run selective search too.
         "test": ["pytest>=8.0", "ruff>=0.5", "opencv-contrib-python-headless>=4.8"],
         # PyTorch is the peer the network benchmark is timed against; Captum the peer of the
-        # visualisation benchmark (occlusion, deconvnet).
-        "bench": ["torch>=2.0", "captum>=0.7"],
+        # visualisation benchmark (occlusion, deconvnet); simplejpeg (libjpeg-turbo) the decoder
+        # benchmarks/accelerator.py times against PIL.
+        "bench": ["torch>=2.0", "captum>=0.7", "simplejpeg>=1.7"],
         # Selective-search proposals for detection (jaxcnn.detect.search):
         # OpenCV's contrib implementation of Uijlings et al.
         "detect": ["opencv-contrib-python-headless>=4.8"],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One process driving every GPU of this machine: jax.pmap splits the global batch over the
-# local devices and averages gradients with lax.pmean.
+# One process driving every GPU of this machine: the global batch is split over the local
+# devices and gradients are averaged, by sharded jax.jit on GPUs by default (--parallelism=auto;
+# --parallelism=pmap for jax.pmap with lax.pmean).
 #
 #   launch/single_node_multi_gpu.sh --flagfile=experiments/flags/pretrain_imagenet.flags \
 #       --run_dir=/data/runs/caffenet [more flags]

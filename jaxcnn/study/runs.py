@@ -102,10 +102,13 @@ def _train_stage(
     def valid(result):  # retrained, damaged or replaced checkpoints: run the stage again
         return checkpoints.recorded_digests(result["run_dir"]) == result.get("checkpoints")
 
+    # How the batch is split over devices is not part of a stage's key (keys stay as they were
+    # before the setting existed; the modes agree to float rounding, jaxcnn.train.parallel).
+    settings = {k: v for k, v in tcfg.to_dict().items() if k != "parallelism"}
     if tcfg.init_from:  # the source run's folder is an upstream stage: key on that instead
-        conf = {**tcfg.to_dict(), "init_from": "", "data": dataclasses.asdict(dcfg)}
+        conf = {**settings, "init_from": "", "data": dataclasses.asdict(dcfg)}
     else:
-        conf = {**tcfg.to_dict(), "data": dataclasses.asdict(dcfg)}
+        conf = {**settings, "data": dataclasses.asdict(dcfg)}
     return stages.run_stage(root, name, conf, fn, upstream=upstream, valid=valid)
 
 

@@ -23,7 +23,7 @@ import optax
 
 from jaxcnn.model import alexnet, meta
 from jaxcnn.storage import checkpoints
-from jaxcnn.train import regimes, solver
+from jaxcnn.train import parallel, regimes, solver
 from jaxcnn.train import step as train_lib
 
 # Settings a resumed run may change (run length and reporting); all others must match.
@@ -34,6 +34,7 @@ RESUMABLE_CHANGES = (
     "checkpoint_every",
     "snapshot_steps",
     "eval_batch_size",
+    "parallelism",  # checkpoints hold host arrays either way (equal within float tolerance)
 )
 
 
@@ -80,6 +81,12 @@ class TrainConfig:
     eval_every: int = _f(0, "Iterations between validations (0: only at the end).")
     eval_batch_size: int = _f(0, "Validation batch per process (0: the training batch).")
     num_local_devices: int = _f(0, "Local devices to use (0: all).")
+    parallelism: str = _f(
+        "auto",
+        "Data parallelism: jax.pmap, or jax.jit over a device mesh with the batch sharded on its "
+        "'data' axis; auto: pmap on CPU, jit on GPU/TPU (from jax.default_backend() at run time).",
+        choices=parallel.PARALLELISMS,
+    )
 
     def __post_init__(self):
         if self.regime not in regimes.REGIMES:
@@ -92,6 +99,10 @@ class TrainConfig:
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(
                 f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}"
+            )
+        if self.parallelism not in parallel.PARALLELISMS:
+            raise ValueError(
+                f"parallelism must be one of {parallel.PARALLELISMS}, got {self.parallelism!r}"
             )
         if self.num_classes < 0 or self.batch_size < 1:
             raise ValueError(f"need num_classes >= 0 and batch_size >= 1, got {self}")

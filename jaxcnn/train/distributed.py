@@ -1,4 +1,5 @@
-"""Multi-device and multi-host plumbing for data-parallel training with ``jax.pmap``.
+"""Multi-device and multi-host plumbing for data-parallel training (pmap or sharded jit,
+`jaxcnn.train.parallel`).
 
 Model: every process (host) runs the same program on its local devices; ``pmap`` spans all
 devices of all processes, so collectives (``lax.pmean`` / ``lax.psum`` over the named axis) are

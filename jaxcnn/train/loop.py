@@ -1,16 +1,20 @@
 """The training loop: pre-training and fine-tuning runs with snapshots, resumption and logging.
 
 `train(config, run_dir, train_data=..., eval_data=...)` runs one run described by a frozen
-`TrainConfig` (docs/methods.md §2; `jaxcnn.train.config`). It is data-parallel with
-``jax.pmap`` over the local devices of every process (`jaxcnn.train.distributed`), saves checkpoints
+`TrainConfig` (docs/methods.md §2; `jaxcnn.train.config`). It is data-parallel over the local
+devices of every process, with ``jax.pmap`` or sharded ``jax.jit`` (``config.parallelism``,
+`jaxcnn.train.parallel`; multi-host plumbing in `jaxcnn.train.distributed`), saves checkpoints
 through `jaxcnn.storage.checkpoints` (the snapshot steps permanently, plus a rolling latest every
 ``checkpoint_every`` steps), and resumes from the newest undamaged checkpoint of `run_dir` when
 one exists: parameters, optimizer state, step, rng and the data iterator's state are restored, so
-the resumed run computes exactly what an uninterrupted run computes. Damaged newer steps
+the resumed run computes exactly what an uninterrupted run computes (in the same mode;
+checkpoints hold unreplicated host arrays in both). Damaged newer steps
 (`jaxcnn.storage.checkpoints`: unreadable, or not matching their recorded digest) are named in a
-warning and moved to ``<run_dir>/damaged-checkpoints/``. Metrics are fetched one
-step late (dispatch stays ahead of the host); a non-finite loss or parameter norm stops the run
-with FloatingPointError naming the step, and that state is never saved.
+warning and moved to ``<run_dir>/damaged-checkpoints/``. Training batches are placed on the
+devices two steps ahead and the state buffers are donated to the step; metrics are fetched one
+step late, so the host never waits on a step it has just dispatched. A non-finite loss or
+parameter norm stops the run with FloatingPointError naming the step, and that state is never
+saved.
 
 Data contract (host numpy, no devices): ``train_data`` is an iterator of this process's
 batches ``{'image': f32[B_proc, H, W, 3], 'label': int[B_proc]}`` with ``get_state()`` and
@@ -29,7 +33,7 @@ Progress goes to the ``logging`` module and to an optional ``on_record`` callbac
 
 from __future__ import annotations
 
-import functools
+import collections
 import hashlib
 import logging
 import os
@@ -41,8 +45,7 @@ import numpy as np
 
 from jaxcnn import storage
 from jaxcnn.storage import checkpoints
-from jaxcnn.train import devices as device_lib
-from jaxcnn.train import distributed, resume, solver
+from jaxcnn.train import distributed, parallel, resume, solver
 from jaxcnn.train import log as training_log
 from jaxcnn.train import step as train_lib
 from jaxcnn.train.config import TrainConfig, initial_state, model_meta
@@ -50,64 +53,32 @@ from jaxcnn.train.config import TrainConfig, initial_state, model_meta
 log = logging.getLogger(__name__)
 
 
-@functools.cache
-def _pmapped(kind: str, devices: tuple | None):
-    """The pmapped train or eval step, built once per process and device set, so that runs in
-    one process (e.g. several fine-tunings) reuse compiled programs of equal shapes."""
-    if kind == "train":
-        step = functools.partial(train_lib.train_step, axis_name=distributed.AXIS)
-        return jax.pmap(step, axis_name=distributed.AXIS, devices=devices, donate_argnums=(0,))
-    step = functools.partial(train_lib.eval_step, axis_name=distributed.AXIS)
-    return jax.pmap(step, axis_name=distributed.AXIS, devices=devices)
+def _runner(config: TrainConfig) -> parallel.Runner:
+    return parallel.make_runner(
+        config.parallelism,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        num_local_devices=config.num_local_devices,
+    )
 
 
-class _Devices:
-    """Which devices this process maps over, and the batch split."""
-
-    def __init__(self, config: TrainConfig):
-        devices = jax.local_devices()
-        if config.num_local_devices:
-            if jax.process_count() > 1 and config.num_local_devices != len(devices):
-                raise ValueError("num_local_devices must be 0 (all) in a multi-process run")
-            if config.num_local_devices > len(devices):
-                raise ValueError(
-                    f"asked for {config.num_local_devices} devices, {len(devices)} are available"
-                )
-            devices = devices[: config.num_local_devices]
-        self.devices = devices
-        self.n = len(devices)
-        self.input_size = config.module().config.input_size
-        self.per_process, self.per_device = distributed.batch_split(
-            config.batch_size, num_processes=jax.process_count(), local_devices=self.n
-        )
-        self.eval_batch = config.eval_batch_size or self.per_process
-        if self.eval_batch % self.n:
-            raise ValueError(f"eval batch {self.eval_batch} not divisible by {self.n} devices")
-        pmap_devices = None if jax.process_count() > 1 else tuple(devices)
-        self.p_train = _pmapped("train", pmap_devices)
-        self.p_eval = _pmapped("eval", pmap_devices)
-
-
-def evaluate(p_eval: Callable, p_state, batches: Iterable[dict], devs: _Devices) -> dict:
+def evaluate(runner: parallel.Runner, d_state, batches: Iterable[dict], input_size: int) -> dict:
     """Top-1/top-5 accuracy and mean loss over all processes' evaluation batches.
 
-    Batches are cut into chunks of ``devs.eval_batch`` examples and padded (mask 0), so one
-    compiled shape serves any batch size. Processes step in lockstep (pmap collectives); one that
+    Batches are cut into chunks of ``runner.eval_batch`` examples and padded (mask 0), so one
+    compiled shape serves any batch size. Processes step in lockstep (collectives); one that
     runs out of chunks feeds fully masked ones until every process is done."""
     totals = {"count": 0.0, "top1": 0.0, "top5": 0.0, "loss": 0.0}
-    chunks = _eval_chunks(batches, devs.eval_batch)
+    chunks = _eval_chunks(batches, runner.eval_batch)
     while True:
         chunk = next(chunks, None)
         if not distributed.any_process(chunk is not None):
             break
-        sums = p_eval(
-            p_state,
-            device_lib.split_for_devices(
-                chunk if chunk is not None else _empty_batch(devs), devs.n
-            ),
-        )
-        for k, v in jax.device_get(sums).items():
-            totals[k] += float(np.asarray(v)[0])
+        if chunk is None:
+            chunk = _empty_batch(runner.eval_batch, input_size)
+        sums = runner.scalars(runner.evaluate(d_state, runner.place(chunk)))
+        for k, v in sums.items():
+            totals[k] += v
     n = max(totals["count"], 1.0)
     return {
         "top1": totals["top1"] / n,
@@ -137,13 +108,32 @@ def _eval_chunks(batches: Iterable[dict], size: int):
             yield chunk
 
 
-def _empty_batch(devs: _Devices) -> dict:
-    size = devs.input_size
+def _empty_batch(size: int, input_size: int) -> dict:
     return {
-        "image": np.zeros((devs.eval_batch, size, size, 3), np.float32),
-        "label": np.zeros((devs.eval_batch,), np.int32),
-        "mask": np.zeros((devs.eval_batch,), np.float32),
+        "image": np.zeros((size, input_size, input_size, 3), np.float32),
+        "label": np.zeros((size,), np.int32),
+        "mask": np.zeros((size,), np.float32),
     }
+
+
+class _Feeder:
+    """This process's next `count` training batches, placed on the devices `ahead` steps early
+    (the copies overlap the running step). Each batch carries the data iterator's state after
+    it, so `state` is the position after the last batch *consumed*, not after the prefetched
+    ones: a checkpoint resumes exactly there."""
+
+    def __init__(self, data, place: Callable, count: int, ahead: int = 2):
+        self.data, self.place, self.left, self.ahead = data, place, count, ahead
+        self.state = data.get_state()
+        self.queue: collections.deque = collections.deque()
+
+    def __next__(self):
+        while self.left and len(self.queue) <= self.ahead:
+            batch = self.place(next(self.data))
+            self.queue.append((batch, self.data.get_state()))
+            self.left -= 1
+        batch, self.state = self.queue.popleft()
+        return batch
 
 
 class _Loop:
@@ -152,26 +142,26 @@ class _Loop:
     def __init__(
         self,
         config: TrainConfig,
-        devs: _Devices,
+        runner: parallel.Runner,
         ckpt: checkpoints.Checkpointer,
         metrics_log: training_log.MetricsLog,
         train_data,
         eval_data,
         trainable,
     ):
-        self.cfg, self.devs, self.ckpt, self.log = config, devs, ckpt, metrics_log
+        self.cfg, self.runner, self.ckpt, self.log = config, runner, ckpt, metrics_log
         self.train_data, self.eval_data = train_data, eval_data
-        self.p_train, self.p_eval = devs.p_train, devs.p_eval
+        self.input_size = config.module().config.input_size
         self.flops = train_lib.train_flops_per_image(config.module().config, trainable)
         self.schedule = config.learning_rate()
         self.window: list[dict] = []
         self.clock: tuple[float, int] | None = None  # (time, step) of the throughput window
 
-    def run(self, p_state, start: int):
+    def run(self, d_state, start: int):
+        feeder = _Feeder(self.train_data, self.runner.place, self.cfg.num_steps - start)
         pending = None
         for step in range(start, self.cfg.num_steps):
-            batch = device_lib.split_for_devices(next(self.train_data), self.devs.n)
-            p_state, metrics = self.p_train(p_state, batch)
+            d_state, metrics = self.runner.train(d_state, next(feeder))
             if pending is not None:  # metrics one step late: dispatch stays ahead of the host
                 self._consume(*pending)
             pending, done = (step + 1, metrics), step + 1
@@ -187,9 +177,9 @@ class _Loop:
                 self._consume(*pending)  # a state is saved only after its loss is checked
                 pending = None
                 if eval_now and done != self.cfg.num_steps:
-                    self.validate(p_state, done)
+                    self.validate(d_state, done)
                 if save_now:
-                    self.save(p_state, done)
+                    self.save(d_state, done, feeder.state)
                 self.clock = (time.perf_counter(), done)
             if stop:
                 raise distributed.Preempted(
@@ -198,10 +188,10 @@ class _Loop:
                 )
         if pending is not None:
             self._consume(*pending)
-        return p_state
+        return d_state
 
     def _consume(self, step: int, metrics) -> None:
-        m = {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
+        m = self.runner.scalars(metrics)
         if not (np.isfinite(m["loss"]) and np.isfinite(m["param_norm"])):
             raise FloatingPointError(
                 f"non-finite training loss at step {step} (loss {m['loss']}, parameter norm "
@@ -233,20 +223,19 @@ class _Loop:
         if jax.process_index() == 0:
             log.info(training_log.format_progress(record, self.cfg.num_steps))
 
-    def validate(self, p_state, step: int) -> dict | None:
+    def validate(self, d_state, step: int) -> dict | None:
         if self.eval_data is None:
             return None
-        result = evaluate(self.p_eval, p_state, self.eval_data(), self.devs)
+        result = evaluate(self.runner, d_state, self.eval_data(), self.input_size)
         record = {"split": "val", "step": step, **result}
         self.log.append(record)
         if jax.process_index() == 0:
             log.info(training_log.format_progress(record, self.cfg.num_steps))
         return record
 
-    def save(self, p_state, step: int) -> None:
-        tree = resume.state_tree(distributed.unreplicate(p_state))
-        state = resume.encode_data_state(self.train_data.get_state())
-        data_states = distributed.allgather_strings(state)
+    def save(self, d_state, step: int, data_state) -> None:
+        tree = resume.state_tree(self.runner.host_state(d_state))
+        data_states = distributed.allgather_strings(resume.encode_data_state(data_state))
         meta = {
             "config": self.cfg.to_dict(),
             "model": model_meta(self.cfg),
@@ -282,7 +271,7 @@ def train(
 
 def _train(config, run_dir, train_data, eval_data, on_record, initial) -> dict:
     os.makedirs(run_dir, exist_ok=True)
-    devs = _Devices(config)
+    runner = _runner(config)
     state = initial_state(config) if initial is None else initial
     primary = jax.process_index() == 0
     metrics_log = training_log.MetricsLog(run_dir, enabled=primary, on_record=on_record)
@@ -309,16 +298,17 @@ def _train(config, run_dir, train_data, eval_data, on_record, initial) -> dict:
             storage.write_json(
                 os.path.join(run_dir, "config.json"), config.to_dict(), indent=2, sort_keys=True
             )
-        loop = _Loop(config, devs, ckpt, metrics_log, train_data, eval_data, state.trainable)
-        p_state = distributed.replicate(state, devs.devices)
+        loop = _Loop(config, runner, ckpt, metrics_log, train_data, eval_data, state.trainable)
+        log.info("data parallelism: %s over %d local devices", runner.mode, runner.n)
+        d_state = runner.put_state(state)
         if start is None and 0 in config.snapshot_steps:
-            loop.save(p_state, 0)
+            loop.save(d_state, 0, train_data.get_state())
         first = start or 0
-        p_state = loop.run(p_state, first)
+        d_state = loop.run(d_state, first)
         val = None
         if first < config.num_steps:
-            val = loop.validate(p_state, config.num_steps)
-        digest = params_digest(distributed.unreplicate(p_state.params))
+            val = loop.validate(d_state, config.num_steps)
+        digest = params_digest(runner.host_state(d_state).params)
     if primary:
         records = training_log.read_records(run_dir)
         training_log.plot_curves(

@@ -87,12 +87,16 @@ def tiny_toyworld(tmp_path_factory):
     return str(data_dir)
 
 
-def test_two_process_loopback_run(tmp_path, tiny_toyworld):
-    """Two processes (one CPU device each) pre-train together: gradients are averaged across
-    processes, each reads its own data shard, both write the checkpoint; at the end both hold
-    the same parameters."""
+@pytest.mark.parametrize("parallelism, local_devices", [("pmap", 1), ("jit", 2)])
+def test_two_process_loopback_run(tmp_path, tiny_toyworld, parallelism, local_devices):
+    """Two processes pre-train together (pmap: one CPU device each; sharded jit: two each, the
+    batch assembled from both processes' rows): gradients are averaged across processes, each
+    reads its own data shard, both write the checkpoint; at the end both hold the same
+    parameters."""
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=REPO)  # this checkout's jaxcnn
+    env = dict(
+        os.environ, PYTHON=sys.executable, PYTHONPATH=REPO, DEVICES_PER_PROCESS=str(local_devices)
+    )  # this checkout's jaxcnn
     env.pop("XLA_FLAGS", None)
     result = subprocess.run(
         [
@@ -107,6 +111,7 @@ def test_two_process_loopback_run(tmp_path, tiny_toyworld):
             "--checkpoint_every=2",
             "--log_every=2",
             "--eval_examples=16",
+            f"--parallelism={parallelism}",
         ],
         env=env,
         capture_output=True,
@@ -115,7 +120,9 @@ def test_two_process_loopback_run(tmp_path, tiny_toyworld):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
-    assert "process 1 of 2, 1 local / 2 global devices" in out
+    total = 2 * local_devices
+    assert f"process 1 of 2, {local_devices} local / {total} global devices" in out
+    assert f"data parallelism: {parallelism} over {local_devices} local devices" in out
     digests = dict(re.findall(r"process (\d)/2: final parameters sha256 (\w+)", out))
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], out[-2000:]
     assert checkpoints.available_steps(run_dir) == [4]

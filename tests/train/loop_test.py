@@ -17,8 +17,8 @@ import pytest
 
 from jaxcnn import model, train
 from jaxcnn.storage import checkpoints, locks
-from jaxcnn.train import distributed, loop
 from jaxcnn.train import log as training_log
+from jaxcnn.train import loop
 from jaxcnn.train import step as step_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -195,11 +195,10 @@ def test_evaluate_counts_every_example_once(tmp_path):
     """Batches of uneven sizes are chunked and padded; totals equal one eval_step over all."""
     cfg = _config(eval_batch_size=8)
     state = train.initial_state(cfg)
-    devs = loop._Devices(cfg)
-    p_eval = devs.p_eval
+    runner = loop._runner(cfg)
     data = Synthetic(23, seed=5)
     batches = [next(data), {k: v[:5] for k, v in next(data).items()}]
-    got = loop.evaluate(p_eval, distributed.replicate(state, devs.devices), batches, devs)
+    got = loop.evaluate(runner, runner.put_state(state), batches, input_size=32)
     whole = {k: np.concatenate([b[k] for b in batches]) for k in ("image", "label")}
     want = jax.jit(step_lib.eval_step)(state, whole)
     assert got["count"] == 28
