@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jaxcnn.documents import Section, Table, write_report
 from jaxcnn.study.config import REGIMES
-from jaxcnn.study.render import Section, Table, write_report
 from jaxcnn.study.stages import StageResult
 
 STAND_IN = (

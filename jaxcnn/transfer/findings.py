@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from jaxcnn.study.render import Finding
+from jaxcnn.documents import Finding
 
 Z = 2.0  # about a two-sided 95 % band
 MIDDLE = (3, 4, 5)  # BnB's dip (authors: lowest at n = 4, 5)

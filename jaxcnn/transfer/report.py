@@ -1,6 +1,6 @@
 """Figure, tables and findings of the transfer experiment (Yosinski et al., Fig. 2).
 
-`sections(result, out_dir)` builds the report sections (`jaxcnn.study.render`) from
+`sections(result, out_dir)` builds the report sections (`jaxcnn.documents`) from
 `experiment.gather`'s result and draws the figure into `out_dir`; `write` renders them as
 ``report.md`` / ``report.html`` next to ``results.json``. A study can put the same sections into
 its own render.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxcnn import documents as render
 from jaxcnn import storage
-from jaxcnn.study import render
 from jaxcnn.transfer import findings
 
 # Yosinski et al. 2014, mean of the 10 best top-1 evaluations on B's validation set, from their

@@ -4,11 +4,11 @@ stand-in, and of conv-5 and fc-7 on the SUN stand-in (docs/methods.md §5)."""
 from __future__ import annotations
 
 from jaxcnn import features, probe
+from jaxcnn.documents import Finding, Section, Table, score
 from jaxcnn.storage import jsonable
 from jaxcnn.study import runs
 from jaxcnn.study.config import ABLATIONS, LAYERS
 from jaxcnn.study.registry import Analysis, Context
-from jaxcnn.study.render import Finding, Section, Table, score
 
 PAPER_TABLE7 = {
     ("conv5", "none"): 65.6,

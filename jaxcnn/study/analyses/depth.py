@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxcnn import probe
+from jaxcnn.documents import Finding, Section, Table, figure_if_exists
 from jaxcnn.model import plots as model_plots
 from jaxcnn.probe import plots as probe_plots
 from jaxcnn.selectivity import cka, plots
@@ -15,7 +16,6 @@ from jaxcnn.storage import checkpoints, jsonable
 from jaxcnn.study import runs
 from jaxcnn.study.config import LAYERS
 from jaxcnn.study.registry import Analysis, Context, probe_config
-from jaxcnn.study.render import Finding, Section, Table, figure_if_exists
 
 PAPER_TABLE3 = dict(zip(LAYERS, (25.1, 45.3, 50.7, 54.5, 65.6, 71.7, 74.1), strict=True))
 

@@ -5,11 +5,11 @@ under fc-7 probes, GT-box probes per layer, and fine-tuning from earlier snapsho
 from __future__ import annotations
 
 from jaxcnn import probe
+from jaxcnn.documents import Finding, Section, Table, score
 from jaxcnn.storage import jsonable
 from jaxcnn.study import runs
 from jaxcnn.study.config import LAYERS, REGIMES
 from jaxcnn.study.registry import Analysis, Context
-from jaxcnn.study.render import Finding, Section, Table, score
 
 PAPER_T12 = {
     "scene": {"scratch": 40.4, "pre-train": 53.1, "ft": 56.8, "fc-ft": 56.2},

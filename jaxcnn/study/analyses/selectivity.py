@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxcnn.documents import Finding, Section, Table, figure_if_exists
 from jaxcnn.selectivity import compare_pair
 from jaxcnn.study import runs
 from jaxcnn.study.config import LAYERS
 from jaxcnn.study.registry import Analysis, Context
-from jaxcnn.study.render import Finding, Section, Table, figure_if_exists
 
 PAPER_TABLE6 = dict(zip(LAYERS, (87.5, 44.5, 31.8, 32.0, 27.7, 16.1, 21.6), strict=True))
 PAPER_T21 = {

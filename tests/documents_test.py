@@ -5,7 +5,7 @@ import math
 
 from PIL import Image
 
-from jaxcnn.study import render
+from jaxcnn import documents as render
 
 
 def _sections(tmp_path):
