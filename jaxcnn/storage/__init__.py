@@ -1,5 +1,6 @@
 """What jaxcnn keeps on disk: run checkpoints (Orbax, verified by digests), imported Caffe
-weights, atomic writes, and the locks that give a directory to one process.
+weights, atomic writes, the locks that give a directory to one process, and cached stage folders
+keyed by their settings (`stages`: the study's and the transfer grid's).
 
 Storage sits at the bottom of the package graph with `data` and `metrics`: it imports no other
 jaxcnn package (the Caffe importer reaches `jaxcnn.model` inside `load_caffemodel` only, for the

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaxcnn.features import FeatureCache
+from jaxcnn.storage.stages import StageResult
 from jaxcnn.study.config import StudyConfig
-from jaxcnn.study.stages import StageResult
 
 # What an analysis may need: the pre-training, every fine-tuning, or the PASCAL-stand-in ft run.
 NEEDS = ("pretrain", "finetunes", "finetune-det-ft")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxcnn.documents import Section, Table, write_report
+from jaxcnn.storage.stages import StageResult
 from jaxcnn.study.config import REGIMES
-from jaxcnn.study.stages import StageResult
 
 STAND_IN = (
     "This run uses the embedded default, toyworld (a generated stand-in for ImageNet, "

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxcnn.features import FeatureCache
-from jaxcnn.storage import locks
-from jaxcnn.study import report, runs, stages
+from jaxcnn.storage import locks, stages
+from jaxcnn.study import report, runs
 from jaxcnn.study.analyses import ANALYSES
 from jaxcnn.study.config import REGIMES, StudyConfig
 from jaxcnn.study.registry import Context

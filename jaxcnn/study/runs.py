@@ -1,6 +1,6 @@
 """The study's data and training stages: data preparation, pre-training with snapshots, and
 fine-tuning in three regimes on two targets (docs/methods.md §2-§3), each a cached stage
-(`jaxcnn.study.stages`) whose folder is keyed by its settings; plus the feature sets the
+(`jaxcnn.storage.stages`) whose folder is keyed by its settings; plus the feature sets the
 analyses probe.
 
 Re-running skips what is finished, an interrupted run resumes (training from its checkpoints),
@@ -17,8 +17,7 @@ from pathlib import Path
 from jaxcnn import train
 from jaxcnn.data import integrity, prepare, sources
 from jaxcnn.features import FeatureSet
-from jaxcnn.storage import checkpoints
-from jaxcnn.study import stages
+from jaxcnn.storage import checkpoints, stages
 from jaxcnn.study.config import StudyConfig
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcnn.storage import checkpoints
-from jaxcnn.study import stages
+from jaxcnn.storage import checkpoints, stages
 from jaxcnn.train import data as train_data
 from jaxcnn.train import log as training_log
 from jaxcnn.train import loop

@@ -1,8 +1,8 @@
 """Grid jobs that any process can claim: cached stages guarded by an OS-level lock.
 
-A `Job` is a named cached stage (`jaxcnn.study.stages`): its folder is ``<root>/<name>-<key>``, the
-key a hash of its config and of its dependencies' keys, and it is finished when the folder holds
-``stage.json`` (written atomically after the job's function returns).
+A `Job` is a named cached stage (`jaxcnn.storage.stages`): its folder is ``<root>/<name>-<key>``,
+the key a hash of its config and of its dependencies' keys, and it is finished when the folder
+holds ``stage.json`` (written atomically after the job's function returns).
 
 Any number of worker processes (one per local device, per cluster host, per SLURM array task)
 call `work(jobs, root)` with the same job list and a shared `root`. Each repeatedly takes the
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jaxcnn.study import stages
+from jaxcnn.storage import stages
 
 LOCK = "claim.lock"
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxcnn import storage
+from jaxcnn.storage import atomic
 
 MARKER = "stage.json"
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def run_stage(
     start = time.perf_counter()
     result = fn(out_dir)
     seconds = time.perf_counter() - start
-    storage.write_json(
+    atomic.write_json(
         marker,
         {
             "name": name,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from jaxcnn.study import stages
+from jaxcnn.storage import stages
 
 
 def _counting_stage(calls, value):
