@@ -7,7 +7,10 @@ help text in its metadata. A field whose metadata names `choices` becomes an enu
 tuple field: every item must be one of them); `check` is a function that raises ValueError on a
 bad value. Both are validated when the flags are parsed, so a typo stops the script at once with
 the valid choices; `flag: False` keeps a field out of the flags (its default or a value given to
-`build` is used). `build(cls)` makes the config from the parsed flags.
+`build` is used), and `flag: "name"` names the field's flag (default: the field's name; e.g. two
+configs' `batch_size` fields). A nested field's default instance gives its fields' defaults
+(`DataSpec.search = SearchConfig(max_boxes=150)`: `--ss_max_boxes` defaults to 150). `build(cls)`
+makes the config from the parsed flags.
 """
 
 from __future__ import annotations
@@ -39,8 +42,16 @@ def _items_in(name, choices, convert, fv):
     _validator(name, check, fv)
 
 
-def _define_field(field, default, fv) -> None:
-    name, meta = field.name, field.metadata
+def _flag_name(field) -> str | None:
+    """The flag of a field: its metadata's `flag` when a name, None for `flag: False`."""
+    flag = field.metadata.get("flag", True)
+    if flag is False:
+        return None
+    return flag if isinstance(flag, str) else field.name
+
+
+def _define_field(field, name, default, fv) -> None:
+    meta = field.metadata
     helptext = meta.get("help", field.name)
     choices = meta.get("choices")
     if isinstance(default, bool):
@@ -64,7 +75,10 @@ def _define_field(field, default, fv) -> None:
         _validator(name, meta["check"], fv)
 
 
-def _default(field):
+def _default(field, base=None):
+    """The field's default: its value in `base` (a nested field's default instance) if given."""
+    if base is not None:
+        return getattr(base, field.name)
     if field.default is not dataclasses.MISSING:
         return field.default
     if field.default_factory is not dataclasses.MISSING:
@@ -72,36 +86,46 @@ def _default(field):
     raise TypeError(f"{field.name} has no default: pass it to build() and skip it in define()")
 
 
+def _define(cls, base, skip, fv) -> None:
+    for field in dataclasses.fields(cls):
+        name = _flag_name(field)
+        if field.name in skip or name is None:
+            continue
+        default = _default(field, base)
+        if dataclasses.is_dataclass(default):
+            _define(type(default), default, skip, fv)
+        else:
+            _define_field(field, name, default, fv)
+
+
 def define(cls, *, skip: tuple[str, ...] = (), flag_values=FLAGS) -> None:
     """Flags for every field of `cls` (and of its nested dataclasses) except `skip`."""
-    for field in dataclasses.fields(cls):
-        if field.name in skip or not field.metadata.get("flag", True):
-            continue
-        default = _default(field)
-        if dataclasses.is_dataclass(default):
-            define(type(default), skip=skip, flag_values=flag_values)
-        else:
-            _define_field(field, default, flag_values)
+    _define(cls, None, skip, flag_values)
 
 
-def build(cls, *, flag_values=FLAGS, **given):
-    """`cls` from the parsed flags; `given` fields (skipped in `define`) are passed as they are."""
+def _build(cls, base, fv, given):
     values = {}
     for field in dataclasses.fields(cls):
         if field.name in given:
             values[field.name] = given[field.name]
             continue
-        if not field.metadata.get("flag", True):
-            continue  # the dataclass's default
-        default = _default(field)
+        name = _flag_name(field)
+        if name is None:
+            continue  # the default (of `base`, else of the dataclass)
+        default = _default(field, base)
         if dataclasses.is_dataclass(default):
-            values[field.name] = build(type(default), flag_values=flag_values)
+            values[field.name] = _build(type(default), default, fv, {})
         elif isinstance(default, tuple):
             convert = type(default[0]) if default else str
-            values[field.name] = tuple(convert(v) for v in getattr(flag_values, field.name))
+            values[field.name] = tuple(convert(v) for v in getattr(fv, name))
         else:
-            values[field.name] = getattr(flag_values, field.name)
-    return cls(**values)
+            values[field.name] = getattr(fv, name)
+    return cls(**values) if base is None else dataclasses.replace(base, **values)
+
+
+def build(cls, *, flag_values=FLAGS, **given):
+    """`cls` from the parsed flags; `given` fields (skipped in `define`) are passed as they are."""
+    return _build(cls, None, flag_values, given)
 
 
 def require_items(name: str, choices, *, convert=str, flag_values=FLAGS) -> None:

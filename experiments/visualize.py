@@ -9,37 +9,26 @@ pre-training snapshots beside the conv-1 filters.
 Units are shown on --dataset/--split (default: the toyworld PASCAL stand-in's test GT boxes, as
 the selectivity analysis uses); occlusion of the pre-trained network and the feature evolution
 use --source_dataset/--source_split. Writes PNGs and figures.json (name -> path) to --out_dir.
+The settings' flags are generated from `jaxcnn.visualize.figures.FigureSpec`.
 """
 
 import json
 import logging
 import os
 
+import config_flags
+import errors
 import jax
 from absl import app, flags
 
-from jaxcnn.features.sets import FeatureSet
 from jaxcnn.visualize import figures
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pre_run_dir", None, "Pre-trained run (or any run).", required=True)
 flags.DEFINE_string("ft_run_dir", "", "Fine-tuned run ('': visualise --pre_run_dir alone).")
-flags.DEFINE_string("dataset", "toyworld/scenes", "Images the units are shown on.")
-flags.DEFINE_string("split", "test", "Their split.")
-flags.DEFINE_enum("view", "gt_boxes", ["image", "gt_boxes"], "Whole images or GT-box crops.")
-flags.DEFINE_string("mean_split", "trainval", "Split whose mean the fine-tuned run subtracts.")
-flags.DEFINE_string("source_dataset", "toyworld/source", "Pre-training dataset ('': none).")
-flags.DEFINE_string("source_split", "validation", "Its split for occlusion and evolution.")
-flags.DEFINE_integer("max_images", 1000, "Use the first N images of each split (0: all).")
-flags.DEFINE_string("data_dir", "", "TFDS data_dir ('': default).")
-flags.DEFINE_integer("crop", 64, "Network input size (227 for CaffeNet).")
-flags.DEFINE_integer("resize", 72, "Resize before cropping (256 for CaffeNet).")
-flags.DEFINE_integer("num_random", 8, "Random live units per conv layer.")
-flags.DEFINE_integer("num_candidates", 8, "conv-5 grandmother-cell candidates (0: none).")
-flags.DEFINE_integer("occlusion_images", 3, "Images in each occlusion figure.")
-flags.DEFINE_integer("seed", 0, "Seed of the random units.")
 flags.DEFINE_string("out_dir", None, "Output folder.", required=True)
 flags.DEFINE_string("readme_dir", "", "Also write the README's two small figures here.")
+config_flags.define(figures.FigureSpec)
 
 
 def readme_figures(ft_run, images, source, chosen, captions):
@@ -65,26 +54,22 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    common = dict(data_dir=FLAGS.data_dir, crop=FLAGS.crop, resize=FLAGS.resize,
-                  max_examples=FLAGS.max_images)  # fmt: skip
-    images = FeatureSet(FLAGS.dataset, FLAGS.split, FLAGS.view, FLAGS.mean_split, **common)
-    source = None
-    if FLAGS.source_dataset:
-        source = FeatureSet(FLAGS.source_dataset, FLAGS.source_split, **common)
+    spec = config_flags.build(figures.FigureSpec)
+    images, source = spec.images(), spec.source_images()
     print(f"devices: {jax.devices()}\nimages: {images}\nsource: {source}")
     ft_run = FLAGS.ft_run_dir or None
     chosen, captions = None, None
-    if FLAGS.num_candidates:
+    if spec.num_candidates:
         net = figures.load_network(ft_run or FLAGS.pre_run_dir)
         channels, labels = figures.grandmother_candidates(
-            net, figures.image_set(images), max_units=FLAGS.num_candidates
+            net, figures.image_set(images), max_units=spec.num_candidates
         )
         chosen, captions = {"conv5": channels}, {"conv5": labels}
         print("conv5 candidates:", ", ".join(labels))
     paths = figures.report_figures(
         FLAGS.out_dir, pre_run=FLAGS.pre_run_dir, ft_run=ft_run, images=images,
         source_images=source, units_by_layer=chosen, captions=captions,
-        num_random=FLAGS.num_random, occlusion_count=FLAGS.occlusion_images, seed=FLAGS.seed,
+        num_random=spec.num_random, occlusion_count=spec.occlusion_images, seed=spec.seed,
     )  # fmt: skip
     if FLAGS.readme_dir:
         paths.update(readme_figures(ft_run, images, source, chosen, captions))
@@ -95,4 +80,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

@@ -21,20 +21,70 @@ from jaxcnn.detect import proposal_cache, proposals, roidb
 from jaxcnn.detect import search as ss
 from jaxcnn.detect import windows as windows_lib
 
+# Every split name of `jaxcnn.data.sources` (a dataset's own: `check_split`).
+SPLITS = tuple(
+    sorted({s for d in sources.DATASETS.values() for s in d.splits} | set(sources.SEEDED_SPLITS))
+)
+DATASETS = (*(n for n, d in sources.DATASETS.items() if d.kind == "detection"), "toyworld/scenes")
+
+
+def check_dataset(name: str) -> None:
+    """ValueError unless `name` is a detection dataset of `jaxcnn.data.sources`."""
+    try:
+        kind = sources.dataset_spec(name).kind
+    except ValueError:
+        kind = None
+    if kind != "detection":
+        raise ValueError(
+            f"{name!r} is not a detection dataset; choose from {list(DATASETS)} "
+            "(or toyworld/scenes_<size>)"
+        )
+
+
+def check_split(dataset: str, split: str, what: str = "split") -> None:
+    """ValueError naming `dataset`'s splits unless `split` is one of them (as `open_split`)."""
+    spec = sources.dataset_spec(dataset)
+    allowed = sources.SEEDED_SPLITS if spec.pool is not None else tuple(spec.splits)
+    if split not in allowed:
+        raise ValueError(f"--{what}={split!r}: {dataset} has the splits {list(allowed)}")
+
+
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-    dataset: str = "toyworld/scenes"
-    data_dir: str = ""
-    train_split: str = "trainval"
-    test_split: str = "test"
-    train_images: int = 0  # 0: the whole split; N: its first N images
-    test_images: int = 0
-    resize: int = 72  # the stored mean's size (the warp uses its centre crop-size window)
-    crop: int = 64  # network input = warp output size
-    rcnn_proposals: str = ""  # R-CNN .mat file with '{split}', e.g. .../voc_2007_{split}.mat
+    """The detection data and its proposals (flags are generated from it)."""
+
+    dataset: str = _f(
+        "toyworld/scenes", "Detection dataset (jaxcnn.data.sources).", check=check_dataset
+    )
+    data_dir: str = _f("", "TFDS data_dir ('': default).")
+    train_split: str = _f("trainval", "Training split.", choices=SPLITS)
+    test_split: str = _f("test", "Test split.", choices=SPLITS)
+    train_images: int = _f(0, "First N training images (0: all).")
+    test_images: int = _f(0, "First N test images (0: all).")
+    resize: int = _f(72, "Size of the stored mean (256 for CaffeNet); the warp uses its centre.")
+    crop: int = _f(64, "Network input / warp size (227 for CaffeNet).")
+    rcnn_proposals: str = _f(
+        "",
+        "R-CNN .mat proposals, '{split}' in the name, e.g. .../voc_2007_{split}.mat ('': "
+        "selective search here).",
+    )
     search: ss.SearchConfig = ss.SearchConfig(im_width=0, max_boxes=150)
-    proposal_workers: int = 2
+    proposal_workers: int = _f(2, "Selective-search processes.")
+
+    def __post_init__(self):
+        check_dataset(self.dataset)
+        check_split(self.dataset, self.train_split, "train_split")
+        check_split(self.dataset, self.test_split, "test_split")
+        if min(self.train_images, self.test_images) < 0 or self.proposal_workers < 1:
+            raise ValueError("need --train_images, --test_images >= 0 and --proposal_workers >= 1")
+        if self.crop < 1 or self.resize < self.crop:
+            raise ValueError(
+                f"need 1 <= --crop <= --resize, got --crop={self.crop}, --resize={self.resize}"
+            )
 
     def key(self, split: str) -> str:
         """A short digest of everything that decides one split's boxes."""

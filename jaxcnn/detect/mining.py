@@ -35,15 +35,31 @@ import numpy as np
 from jaxcnn.probe import svm
 
 
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
 @dataclasses.dataclass(frozen=True)
 class MiningConfig:
-    C: float = 0.001
-    positive_weight: float = 2.0
-    bias_multiplier: float = 10.0
-    neg_overlap: float = 0.3
-    hard_threshold: float = -1.0001
-    evict_threshold: float = -1.2
-    retrain_limit: int = 2000
+    """R-CNN's SVM training with hard-negative mining (module docstring); flags are generated
+    from it (experiments/detect.py)."""
+
+    C: float = _f(0.001, "SVM C (R-CNN 0.001).", flag="svm_C")
+    positive_weight: float = _f(
+        2.0, "SVM loss weight of the positives.", flag="svm_positive_weight"
+    )
+    bias_multiplier: float = _f(
+        10.0,
+        "The bias as a constant feature of this value (liblinear -B).",
+        flag="svm_bias_multiplier",
+    )
+    neg_overlap: float = _f(0.3, "Negatives: boxes whose IoU with every GT box is below this.")
+    hard_threshold: float = _f(-1.0001, "Hard negatives: cached when scoring above this.")
+    evict_threshold: float = _f(-1.2, "Easy negatives: evicted from the cache below this.")
+    retrain_limit: int = _f(
+        2000,
+        "Retrain a class when more negatives than this entered its cache since its last training.",
+    )
 
 
 def feature_scale(sample_NxD: np.ndarray, *, target_norm: float = 20.0) -> float:

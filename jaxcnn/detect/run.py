@@ -22,40 +22,93 @@ import time
 import numpy as np
 
 from jaxcnn import model
+from jaxcnn.detect import ap, evaluate, mining, results, roidb, window_features, window_finetune
 from jaxcnn.detect import data as data_lib
-from jaxcnn.detect import evaluate, mining, results, roidb, window_features, window_finetune
 from jaxcnn.detect import windows as windows_lib
+from jaxcnn.features.ablations import ABLATIONS
 from jaxcnn.storage import checkpoints
 
 REGIMES = ("none", "ft", "fc-ft", "scratch")
 
 
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
+def _items(what: str, values, choices) -> None:
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise ValueError(f"--{what}: {bad} not among the valid choices {list(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """The networks detected with: the source run's snapshot as it is and fine-tuned per regime
+    (`run_detection`'s keyword arguments; flags are generated from it)."""
+
+    source_run: str  # the pre-training run directory (a required flag of the script)
+    source_step: int = _f(-1, "Its checkpoint step (-1: the latest).")
+    regimes: tuple[str, ...] = _f(
+        REGIMES,
+        "Networks: the source as it is (none), fine-tuned (ft, fc-ft), scratch.",
+        choices=REGIMES,
+    )
+
+    def __post_init__(self):
+        _items("regimes", self.regimes, REGIMES)
+
+
 @dataclasses.dataclass(frozen=True)
 class DetectorSpec:
-    layers: tuple[str, ...] = ("conv5", "fc6", "fc7")
-    conv5_ablations: tuple[str, ...] = ("none",)  # Table 8: none, binarize, sp-max, ...
-    ablation_networks: tuple[str, ...] = ("ft",)  # networks that get them (Table 8: ft)
+    """The detectors and their test (flags are generated from it)."""
+
+    layers: tuple[str, ...] = _f(
+        window_features.LAYERS, "Feature layers.", choices=window_features.LAYERS
+    )
+    conv5_ablations: tuple[str, ...] = _f(
+        ("none",), "conv5 ablations (Table 8: none, binarize, sp-max).", choices=ABLATIONS
+    )
+    ablation_networks: tuple[str, ...] = _f(
+        ("ft",), "Networks whose conv5 gets the ablations (Table 8: ft).", choices=REGIMES
+    )
     mining: mining.MiningConfig = mining.MiningConfig()
-    scale_sample: int = 5000  # training windows measured for the mean feature norm
-    method: str = "voc07"
-    top_k: int = 100
-    nms_threshold: float = 0.3
-    batch_size: int = 256
-    figure_images: int = 8
+    scale_sample: int = _f(5000, "Training windows measured for the mean feature norm.")
+    method: str = _f(
+        "voc07", "AP: 11-point (voc07) or envelope (voc12).", choices=ap.METHODS, flag="ap_method"
+    )
+    top_k: int = _f(100, "Detections kept per class and image.")
+    nms_threshold: float = _f(0.3, "Non-maximum suppression IoU threshold.")
+    batch_size: int = _f(256, "Feature extraction batch.")
+    figure_images: int = _f(8, "Test images in the top-detections figure.")
+
+    def __post_init__(self):
+        _items("layers", self.layers, window_features.LAYERS)
+        _items("conv5_ablations", self.conv5_ablations, ABLATIONS)
+        _items("ablation_networks", self.ablation_networks, REGIMES)
+        _items("ap_method", (self.method,), ap.METHODS)
 
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneSpec:
-    steps: int = 300
-    scratch_steps: int = 600
-    batch_size: int = 128
-    fg_per_batch: int = 32
-    base_lr: float = 0.001
-    scratch_lr: float = 0.01
-    lr_step: int = 20_000
-    head_lr_mult: float = 10.0
-    eval_windows: int = 1024
-    seed: int = 0
+    """Window fine-tuning (R-CNN: lr 0.001 x0.1 every 20k, batch 128 = 32 fg + 96 bg); flags
+    are generated from it."""
+
+    steps: int = _f(300, "Window fine-tuning iterations (ft, fc-ft).", flag="ft_steps")
+    scratch_steps: int = _f(600, "Iterations from scratch.")
+    batch_size: int = _f(128, "Windows per batch.", flag="ft_batch")
+    fg_per_batch: int = _f(32, "Foreground windows per batch.", flag="ft_fg")
+    base_lr: float = _f(0.001, "Fine-tuning base learning rate.", flag="ft_lr")
+    scratch_lr: float = _f(0.01, "Base learning rate from scratch.")
+    lr_step: int = _f(20_000, "Iterations between x0.1 steps.", flag="ft_lr_step")
+    head_lr_mult: float = _f(10.0, "lr multiplier of the new layer (bias: x2 more).")
+    eval_windows: int = _f(1024, "Held-out test windows validated on.", flag="ft_eval_windows")
+    seed: int = _f(0, "Fine-tuning seed (initialisation, window draws).", flag="ft_seed")
+
+    def __post_init__(self):
+        if not 0 <= self.fg_per_batch <= self.batch_size:
+            raise ValueError(
+                f"need 0 <= --ft_fg <= --ft_batch, got {self.fg_per_batch}, {self.batch_size}"
+            )
 
 
 def network_name(regime: str, source_step: int) -> str:

@@ -31,16 +31,43 @@ import functools
 import numpy as np
 
 RCNN_WIDTH = 500
+COLOUR_SPACES = ("hsv", "lab")
+
+
+def _f(default, flag, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"flag": flag, "help": help_text, **meta})
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    ks: tuple[int, ...] = (50, 100)
-    sigma: float = 0.8
-    colour_spaces: tuple[str, ...] = ("hsv", "lab")
-    min_box_side: float = 20.0  # at RCNN_WIDTH
-    im_width: int = RCNN_WIDTH  # 0: the image's own width, sizes scaled (module docstring)
-    max_boxes: int = 0  # 0: all
+    """R-CNN's fast mode (module docstring); experiments/detect.py's flags ``--ss_*``."""
+
+    ks: tuple[int, ...] = _f(
+        (50, 100), "ss_ks", "Felzenszwalb-Huttenlocher k of each segmentation."
+    )
+    sigma: float = _f(0.8, "ss_sigma", "Their Gaussian smoothing sigma.")
+    colour_spaces: tuple[str, ...] = _f(
+        ("hsv", "lab"), "ss_colour_spaces", "Colour spaces segmented.", choices=COLOUR_SPACES
+    )
+    min_box_side: float = _f(20.0, "ss_min_box_side", "Drop narrower or shorter boxes (at 500 px).")
+    im_width: int = _f(
+        RCNN_WIDTH,
+        "ss_width",
+        "Selective search working width (R-CNN 500; 0: the image's own, scaled).",
+    )
+    max_boxes: int = _f(0, "ss_max_boxes", "Keep the first N proposals in rank order (0: all).")
+
+    def __post_init__(self):
+        bad = [c for c in self.colour_spaces if c not in COLOUR_SPACES]
+        if bad or not self.colour_spaces or not self.ks:
+            raise ValueError(
+                f"need ks and colour spaces among {COLOUR_SPACES}, got {self.ks}, "
+                f"{self.colour_spaces}"
+            )
+        if self.im_width < 0 or self.max_boxes < 0:
+            raise ValueError(
+                f"need im_width, max_boxes >= 0, got {self.im_width}, {self.max_boxes}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -106,7 +133,7 @@ def selective_search(image_HxWx3: np.ndarray, cfg: SearchConfig = SearchConfig()
     _seed_c_rand(0)  # the ranks' random factors: same order whatever ran before
     ss = seg.createSelectiveSearchSegmentation()
     ss.setBaseImage(image)
-    codes = {"hsv": cv2.COLOR_BGR2HSV, "lab": cv2.COLOR_BGR2Lab}
+    codes = {"hsv": cv2.COLOR_BGR2HSV, "lab": cv2.COLOR_BGR2Lab}  # COLOUR_SPACES
     for space in cfg.colour_spaces:
         ss.addImage(cv2.cvtColor(image, codes[space]))
     for k in cfg.ks:

@@ -4,19 +4,22 @@
 of random units per layer and of chosen units (e.g. the grandmother-cell candidates of the
 selectivity analysis, `grandmother_units`), occlusion maps of a few correctly classified images,
 and the strongest activation of a few units over the pre-training snapshots beside the conv-1
-filters of those snapshots.
+filters of those snapshots. `FigureSpec` states the images and counts of the script (its flags
+are generated from it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from jaxcnn import model
-from jaxcnn.data import boxes, pipeline
-from jaxcnn.features.sets import FeatureSet, open_view
+from jaxcnn.data import boxes, pipeline, sources
+from jaxcnn.detect.data import SPLITS, check_split
+from jaxcnn.features.sets import VIEWS, FeatureSet, open_view
 from jaxcnn.selectivity import grandmother
 from jaxcnn.selectivity import plots as analysis_plots
 from jaxcnn.storage import checkpoints
@@ -24,6 +27,74 @@ from jaxcnn.visualize import occlusion, plots, projection, units
 
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 NAMES = {"pre": "pre-trained", "ft": "fine-tuned"}
+
+
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
+def _source_dataset(name: str) -> None:
+    if name:
+        sources.dataset_spec(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSpec:
+    """The images the figures show and how many units (experiments/visualize.py's flags).
+
+    The units are shown on `dataset`/`split` (default: the toyworld PASCAL stand-in's test GT
+    boxes, as the selectivity analysis uses); the pre-trained network's occlusion maps and the
+    feature evolution use `source_dataset`/`source_split` ('': `dataset` too)."""
+
+    dataset: str = _f(
+        "toyworld/scenes", "Images the units are shown on.", check=sources.dataset_spec
+    )
+    split: str = _f("test", "Their split.", choices=SPLITS)
+    view: str = _f("gt_boxes", "Whole images or GT-box crops.", choices=VIEWS)
+    mean_split: str = _f(
+        "trainval", "Split whose mean the fine-tuned run subtracts.", choices=SPLITS
+    )
+    source_dataset: str = _f(
+        "toyworld/source", "Pre-training dataset ('': none).", check=_source_dataset
+    )
+    source_split: str = _f("validation", "Its split for occlusion and evolution.", choices=SPLITS)
+    max_images: int = _f(1000, "Use the first N images of each split (0: all).")
+    data_dir: str = _f("", "TFDS data_dir ('': default).")
+    crop: int = _f(64, "Network input size (227 for CaffeNet).")
+    resize: int = _f(72, "Resize before cropping (256 for CaffeNet).")
+    num_random: int = _f(8, "Random live units per conv layer.")
+    num_candidates: int = _f(8, "conv-5 grandmother-cell candidates (0: none).")
+    occlusion_images: int = _f(3, "Images in each occlusion figure.")
+    seed: int = _f(0, "Seed of the random units.")
+
+    def __post_init__(self):
+        check_split(self.dataset, self.split, "split")
+        check_split(self.dataset, self.mean_split, "mean_split")
+        if self.source_dataset:
+            check_split(self.source_dataset, self.source_split, "source_split")
+        if self.view == "gt_boxes" and sources.dataset_spec(self.dataset).kind != "detection":
+            raise ValueError(f"--view=gt_boxes: {self.dataset} has no boxes; use --view=image")
+        counts = (self.max_images, self.num_random, self.num_candidates, self.occlusion_images)
+        if min(counts) < 0:
+            raise ValueError(
+                "need --max_images, --num_random, --num_candidates, --occlusion_images >= 0"
+            )
+        self.images()  # checks view, crop and resize
+
+    def _common(self) -> dict:
+        return dict(
+            data_dir=self.data_dir, crop=self.crop, resize=self.resize, max_examples=self.max_images
+        )
+
+    def images(self) -> FeatureSet:
+        """The images the units are shown on."""
+        return FeatureSet(self.dataset, self.split, self.view, self.mean_split, **self._common())
+
+    def source_images(self) -> FeatureSet | None:
+        """The pre-training images (None: none named)."""
+        if not self.source_dataset:
+            return None
+        return FeatureSet(self.source_dataset, self.source_split, **self._common())
 
 
 def load_network(run_dir: str, step: int | None = None):

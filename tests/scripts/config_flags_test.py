@@ -1,5 +1,6 @@
-"""Flags generated from the typed configs: defaults and nesting round-trip, choices and checks
-fail at parse time naming the valid values, and a real script exits at once on a typo."""
+"""Flags generated from the typed configs: defaults and nesting round-trip (a nested field's
+default instance and named flags too), choices and checks fail at parse time naming the valid
+values, and the real scripts exit at once on a typo."""
 
 import os
 import subprocess
@@ -15,8 +16,9 @@ _ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(EXPERIMENTS))
 
 import config_flags  # noqa: E402
 
-from jaxcnn import features, model, probe, study, train  # noqa: E402
+from jaxcnn import detect, features, model, probe, study, train  # noqa: E402
 from jaxcnn.train import distributed  # noqa: E402
+from jaxcnn.visualize import figures  # noqa: E402
 
 
 def _parsed(cls, *args, skip=()):
@@ -57,11 +59,54 @@ def test_defaults_and_nested_fields_round_trip():
         (probe.ProbeSpec, "--ablations=none,binarise", "binarize"),
         (probe.ProbeSpec, "--layers=conv6", "conv5"),
         (probe.ProbeSpec, "--task=regression", "multiclass"),
+        (detect.DataSpec, "--dataset=toyworld/source", "voc2007"),
+        (detect.DataSpec, "--train_split=trainvall", "trainval"),
+        (detect.DataSpec, "--ss_colour_spaces=hsv,rgb", "lab"),
+        (detect.DetectorSpec, "--layers=conv5,pool5", "fc6"),
+        (detect.DetectorSpec, "--conv5_ablations=none,sp-maks", "sp-max-bin"),
+        (detect.DetectorSpec, "--ablation_networks=fcft", "fc-ft"),
+        (detect.DetectorSpec, "--ap_method=voc08", "voc12"),
+        (detect.Networks, "--regimes=none,finetune", "scratch"),
+        (figures.FigureSpec, "--view=boxes", "gt_boxes"),
+        (figures.FigureSpec, "--source_split=valid", "validation"),
+        (figures.FigureSpec, "--dataset=voc2077", "voc2007"),
     ],
 )
 def test_bad_choices_fail_at_parse_time_naming_the_valid_ones(cls, arg, names):
     with pytest.raises(flags.Error, match=names):
-        _parsed(cls, arg)
+        _parsed(cls, arg, skip=("source_run",))  # Networks: a required flag of the script
+
+
+def test_named_flags_and_nested_default_instances():
+    fv = _parsed(detect.DataSpec)
+    spec = config_flags.build(detect.DataSpec, flag_values=fv)
+    assert spec == detect.DataSpec() and spec.search.max_boxes == 150  # not SearchConfig()'s 0
+    fv = _parsed(detect.DataSpec, "--ss_width=500", "--ss_ks=50,100,150")
+    search = config_flags.build(detect.DataSpec, flag_values=fv).search
+    assert search == detect.SearchConfig(ks=(50, 100, 150), max_boxes=150)
+    fv = _parsed(detect.FinetuneSpec, "--ft_batch=64", "--ft_fg=16", "--scratch_steps=9")
+    assert config_flags.build(detect.FinetuneSpec, flag_values=fv) == detect.FinetuneSpec(
+        batch_size=64, fg_per_batch=16, scratch_steps=9
+    )
+    fv = _parsed(detect.DetectorSpec, "--svm_C=0.01", "--ap_method=voc12")
+    dspec = config_flags.build(detect.DetectorSpec, flag_values=fv)
+    assert dspec.mining.C == 0.01 and dspec.method == "voc12" and "C" not in fv
+    fv = _parsed(detect.Networks, skip=("source_run",))
+    nets = config_flags.build(detect.Networks, flag_values=fv, source_run="runs/x")
+    assert nets == detect.Networks("runs/x")
+    assert (
+        config_flags.build(figures.FigureSpec, flag_values=_parsed(figures.FigureSpec))
+        == figures.FigureSpec()
+    )
+
+
+def test_splits_are_checked_against_the_dataset():
+    with pytest.raises(ValueError, match="trainval"):
+        detect.DataSpec(dataset="voc2012", test_split="test")
+    with pytest.raises(ValueError, match="'train', 'val', 'test'"):
+        figures.FigureSpec(dataset="toyworld/places", view="image", split="validation")
+    with pytest.raises(ValueError, match="no boxes"):
+        figures.FigureSpec(dataset="toyworld/source", split="train", mean_split="train")
 
 
 def test_skipped_fields_are_given_to_build():
@@ -83,24 +128,38 @@ def test_bad_values_are_rejected_by_the_configs():
         model.NetworkSpec(preset="caffenet").overrides(64)
 
 
-def test_a_script_exits_at_once_on_a_typo():
-    start = time.perf_counter()
-    out = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(EXPERIMENTS, "reproduce.py"),
-            f"--flagfile={os.path.join(EXPERIMENTS, 'flags', 'reproduce_toy.flags')}",
-            "--protocol=vocc07",
-        ],
+def _run(script, *args):
+    return subprocess.run(
+        [sys.executable, os.path.join(EXPERIMENTS, script), *args],
         capture_output=True,
         text=True,
         timeout=120,
         env=_ENV,
     )
+
+
+def _flagfile(name):
+    return f"--flagfile={os.path.join(EXPERIMENTS, 'flags', name)}"
+
+
+@pytest.mark.parametrize(
+    "script, args, names, started",
+    [
+        ("reproduce.py", (_flagfile("reproduce_toy.flags"), "--protocol=vocc07"),
+         ("voc07_vissl", "rcnn"), "study in"),
+        ("detect.py", (_flagfile("detect_toy.flags"), "--conv5_ablations=none,sp-maks"),
+         ("sp-max", "binarize", "sp-shuffle"), "data DataSpec"),
+        ("visualize.py", ("--pre_run_dir=runs/x", "--out_dir=runs/y", "--view=boxes"),
+         ("gt_boxes", "image"), "devices:"),
+    ],
+)  # fmt: skip
+def test_a_script_exits_at_once_on_a_typo(script, args, names, started):
+    start = time.perf_counter()
+    out = _run(script, *args)
     assert out.returncode != 0
-    assert "voc07_vissl" in out.stderr and "rcnn" in out.stderr, out.stderr[-2000:]
-    assert "study in" not in out.stdout  # no stage started
-    print(f"exited after {time.perf_counter() - start:.1f} s")
+    assert all(n in out.stderr for n in names), out.stderr[-2000:]
+    assert started not in out.stdout  # no stage started
+    print(f"{script} exited after {time.perf_counter() - start:.1f} s")
 
 
 def _script_of(flagfile: str) -> str:
