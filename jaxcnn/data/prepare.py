@@ -18,30 +18,17 @@ from jaxcnn.data import archives, integrity, sources, toyworld
 log = logging.getLogger(__name__)
 
 
-def prepare_real(
-    name: str,
-    *,
-    manual_dir,
-    data_dir=None,
-    resize: int | None = None,
-    num_workers: int = 1,
-    progress=None,
-) -> list[archives.Summary]:
-    """Prepares a real dataset name of `sources` (voc2007+2012: both years) from the files in
-    `manual_dir` (`archives.prepare_dataset`); returns one summary per prepared dataset.
-    Raises `archives.MissingInputError` naming a missing file and where it is expected,
-    `archives.ArchiveError` naming a truncated or corrupt archive."""
+def prepare_real(name: str, **options) -> list[archives.Summary]:
+    """Prepares a real dataset name of `sources` (voc2007+2012: both years) with
+    `archives.prepare_dataset` (`options`: its manual_dir, data_dir, resize, num_workers,
+    progress); returns one summary per prepared dataset. Raises `archives.MissingInputError`
+    naming a missing file and where it is expected, `archives.ArchiveError` naming a truncated
+    or corrupt archive."""
     if name.startswith("toyworld/"):
         raise ValueError("toyworld is prepared with prepare_toyworld")
     sources.dataset_spec(name)  # a known name
     names = ["voc2007", "voc2012"] if name == "voc2007+2012" else [name]
-    return [
-        archives.prepare_dataset(
-            n, manual_dir=manual_dir, data_dir=data_dir, resize=resize,
-            num_workers=num_workers, progress=progress,
-        )
-        for n in names
-    ]  # fmt: skip
+    return [archives.prepare_dataset(n, **options) for n in names]
 
 
 def prepare_toyworld(

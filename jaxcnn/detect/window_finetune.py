@@ -14,14 +14,9 @@ usual 1 / 2). The new layer's initialisation is the network preset's classifier 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
-import jax
-
-from jaxcnn.train import loop, solver
+from jaxcnn.train import loop
 from jaxcnn.train.config import TrainConfig
-
-HEAD = "fc8"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,43 +25,8 @@ class WindowTrainConfig(TrainConfig):
 
     head_lr_mult: float = 10.0
 
-    @classmethod
-    def from_dict(cls, d: dict) -> WindowTrainConfig:
-        d = dict(d)
-        d["snapshot_steps"] = tuple(d.get("snapshot_steps", ()))
-        return cls(**d)
-
-    def optimizer(self, params: dict, trainable):
-        treedef = jax.tree_util.tree_structure({k: params[k] for k in trainable})
-        return _head_optimizer(
-            treedef,
-            self.base_lr,
-            self.lr_gamma,
-            self.lr_step_size,
-            self.momentum,
-            self.weight_decay,
-            self.bias_lr_mult,
-            self.bias_decay_mult,
-            self.head_lr_mult,
-        )
-
-
-@functools.cache
-def _head_optimizer(treedef, base_lr, gamma, step, momentum, decay, bias_lr, bias_decay, head):
-    """Caffe SGD whose fc8 blobs have lr_mult x `head` (cached: runs share compiled steps)."""
-    skeleton = jax.tree_util.tree_unflatten(treedef, [0.0] * treedef.num_leaves)
-    lr_mult, decay_mult = solver.caffe_multipliers(
-        skeleton, bias_lr_mult=bias_lr, bias_decay_mult=bias_decay
-    )
-    if HEAD in lr_mult:
-        lr_mult = {**lr_mult, HEAD: jax.tree_util.tree_map(lambda m: m * head, lr_mult[HEAD])}
-    return solver.caffe_sgd(
-        solver.step_schedule(base_lr, gamma=gamma, step_size=step),
-        momentum=momentum,
-        weight_decay=decay,
-        lr_mult=lr_mult,
-        decay_mult=decay_mult,
-    )
+    def classifier_lr_mult(self) -> float:
+        return self.head_lr_mult
 
 
 def finetune_windows(

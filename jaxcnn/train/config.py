@@ -139,17 +139,25 @@ class TrainConfig:
             self.weight_decay,
             self.bias_lr_mult,
             self.bias_decay_mult,
+            self.classifier_lr_mult(),
         )
+
+    def classifier_lr_mult(self) -> float:
+        """Factor on the classifier's (fc8's) learning-rate multipliers: 1 here; R-CNN's window
+        fine-tuning (`jaxcnn.detect.window_finetune`) gives its new classifier 10."""
+        return 1.0
 
 
 @functools.cache
 def _caffe_optimizer(
-    treedef, base_lr, gamma, step_size, momentum, weight_decay, bias_lr_mult, bias_decay_mult
+    treedef, base_lr, gamma, step_size, momentum, weight_decay, bias_lr_mult, bias_decay_mult, head
 ):
     skeleton = jax.tree_util.tree_unflatten(treedef, [0.0] * treedef.num_leaves)
     lr_mult, decay_mult = solver.caffe_multipliers(
         skeleton, bias_lr_mult=bias_lr_mult, bias_decay_mult=bias_decay_mult
     )
+    if head != 1.0 and "fc8" in lr_mult:
+        lr_mult = {**lr_mult, "fc8": jax.tree_util.tree_map(lambda m: m * head, lr_mult["fc8"])}
     schedule = solver.step_schedule(base_lr, gamma=gamma, step_size=step_size)
     return solver.caffe_sgd(
         schedule,
@@ -170,16 +178,20 @@ def model_meta(config: TrainConfig) -> dict:
     }
 
 
-def initial_state(config: TrainConfig) -> train_lib.TrainState:
+def initial_state(config: TrainConfig, start=None) -> train_lib.TrainState:
     """Step-0 state of a run: initialisation per regime (`jaxcnn.train.regimes`) and the
-    optimizer."""
+    optimizer. `start(module, init_rng) -> (params, trainable)` replaces the regime's
+    initialisation (e.g. a layer transplant of `jaxcnn.transfer`)."""
     module = config.module()
     init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-    source = None
-    if config.regime in regimes.NEEDS_SOURCE:
-        step = None if config.init_step < 0 else config.init_step
-        source = checkpoints.restore_params(config.init_from, step)
-    params, trainable = regimes.start_params(config.regime, module, init_rng, source)
+    if start is not None:
+        params, trainable = start(module, init_rng)
+    else:
+        source = None
+        if config.regime in regimes.NEEDS_SOURCE:
+            step = None if config.init_step < 0 else config.init_step
+            source = checkpoints.restore_params(config.init_from, step)
+        params, trainable = regimes.start_params(config.regime, module, init_rng, source)
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
     return train_lib.TrainState.create_for(
         apply_fn=module.apply,

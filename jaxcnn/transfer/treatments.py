@@ -19,10 +19,10 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 
 from jaxcnn import model
 from jaxcnn.model import alexnet
+from jaxcnn.train import config as train_config
 from jaxcnn.train import regimes
 from jaxcnn.train import step as train_lib
 from jaxcnn.train.config import TrainConfig
@@ -87,15 +87,7 @@ def initial_state(
     config: TrainConfig, name: str, n: int, source_params: dict | None = None
 ) -> train_lib.TrainState:
     """The step-0 training state of a transfer run: `start_params` with the config's network,
-    seed and optimizer (as `jaxcnn.train.config.initial_state` builds a regime's state)."""
-    module = config.module()
-    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-    params, trainable = start_params(name, n, module, init_rng, source_params)
-    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
-    return train_lib.TrainState.create_for(
-        apply_fn=module.apply,
-        params=params,
-        tx=config.optimizer(params, trainable),
-        rng=dropout_rng,
-        trainable=trainable,
+    seed and optimizer (`jaxcnn.train.config.initial_state` with this start)."""
+    return train_config.initial_state(
+        config, start=lambda module, rng: start_params(name, n, module, rng, source_params)
     )
