@@ -15,31 +15,23 @@ Each worker is a single JAX process using its local devices (--num_local_devices
 worker its own device (e.g. CUDA_VISIBLE_DEVICES) to run several networks at once.
 """
 
+import dataclasses
 import logging
 import os
 import time
 
 import config_flags
+import errors
 import jax
 import training_flags
 from absl import app, flags
 
 from jaxcnn import model, train
-from jaxcnn.transfer import experiment, treatments
+from jaxcnn.transfer import experiment
 
 training_flags.define(finetuning=False)
 
-flags.DEFINE_list("split_seeds", ["0"], "Seeds of random A/B splits (one split per seed).")
-flags.DEFINE_list(
-    "class_files", [], "Two files of class indices, A then B (replaces --split_seeds)."
-)
-flags.DEFINE_bool("both_directions", False, "Also transfer towards A (A and B swap roles).")
-flags.DEFINE_list("treatments", list(treatments.TREATMENTS), "Treatments to run.")
-flags.DEFINE_list("depths", [str(n) for n in range(1, 8)], "Values of n (1 = conv1 ... 7 = fc7).")
-flags.DEFINE_bool("random_control", False, "Also run random frozen lower layers (n layers).")
-flags.DEFINE_integer("best_k", 10, "Metric: mean of the k best evaluations of top-1.")
-config_flags.require_items("treatments", treatments.TREATMENTS)
-config_flags.require_items("depths", range(1, 8), convert=int)
+config_flags.define(experiment.TransferConfig, skip=("data", "train"))
 flags.DEFINE_float("poll_s", 5.0, "Seconds between looks for claimable jobs while waiting.")
 flags.DEFINE_integer("max_jobs", 0, "Stop after running this many jobs (0: until done).")
 FLAGS = flags.FLAGS
@@ -56,7 +48,8 @@ def main(argv):
     logging.getLogger("jaxcnn").setLevel(logging.INFO)
     data_cfg = config_flags.build(train.DataConfig)
     network = config_flags.build(model.NetworkSpec)
-    cfg = experiment.TransferConfig(
+    cfg = config_flags.build(
+        experiment.TransferConfig,
         data=data_cfg,
         # num_classes is set per network (the size of its half).
         train=config_flags.build(
@@ -66,14 +59,8 @@ def main(argv):
             model_overrides=network.overrides(data_cfg.crop),
             regime="pretrain",
         ),
-        split_seeds=tuple(int(s) for s in FLAGS.split_seeds),
-        class_files=tuple(os.path.abspath(p) for p in FLAGS.class_files),
-        both_directions=FLAGS.both_directions,
-        treatments=tuple(FLAGS.treatments),
-        depths=tuple(int(n) for n in FLAGS.depths),
-        random_control=FLAGS.random_control,
-        best_k=FLAGS.best_k,
     )
+    cfg = dataclasses.replace(cfg, class_files=tuple(os.path.abspath(p) for p in cfg.class_files))
     logging.info("config %s", cfg)
     logging.info("pid %d, devices %s", os.getpid(), jax.local_devices())
     start = time.time()
@@ -97,4 +84,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    errors.run(main)

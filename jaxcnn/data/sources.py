@@ -75,6 +75,10 @@ _TOYWORLD = {
 SEEDED_SPLITS = ("train", "val", "test")
 
 
+# Every split name of every dataset here (a dataset's own: `check_split`).
+SPLITS = tuple(sorted({s for d in DATASETS.values() for s in d.splits} | set(SEEDED_SPLITS)))
+
+
 def dataset_spec(name: str) -> DatasetSpec:
     """The spec of a dataset name (table above); toyworld config suffixes are allowed."""
     if name.startswith("toyworld/"):
@@ -84,6 +88,14 @@ def dataset_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} and toyworld/<part>")
     return DATASETS[name]
+
+
+def check_split(dataset: str, split: str, what: str = "split") -> None:
+    """ValueError naming `dataset`'s splits unless `split` is one of them (as `open_split`)."""
+    spec = dataset_spec(dataset)
+    allowed = SEEDED_SPLITS if spec.pool is not None else tuple(spec.splits)
+    if split not in allowed:
+        raise ValueError(f"--{what}={split!r}: {dataset} has the splits {list(allowed)}")
 
 
 def data_dir_or_default(data_dir: str | os.PathLike | None) -> epath.Path:

@@ -21,10 +21,6 @@ from jaxcnn.detect import proposal_cache, proposals, roidb
 from jaxcnn.detect import search as ss
 from jaxcnn.detect import windows as windows_lib
 
-# Every split name of `jaxcnn.data.sources` (a dataset's own: `check_split`).
-SPLITS = tuple(
-    sorted({s for d in sources.DATASETS.values() for s in d.splits} | set(sources.SEEDED_SPLITS))
-)
 DATASETS = (*(n for n, d in sources.DATASETS.items() if d.kind == "detection"), "toyworld/scenes")
 
 
@@ -41,14 +37,6 @@ def check_dataset(name: str) -> None:
         )
 
 
-def check_split(dataset: str, split: str, what: str = "split") -> None:
-    """ValueError naming `dataset`'s splits unless `split` is one of them (as `open_split`)."""
-    spec = sources.dataset_spec(dataset)
-    allowed = sources.SEEDED_SPLITS if spec.pool is not None else tuple(spec.splits)
-    if split not in allowed:
-        raise ValueError(f"--{what}={split!r}: {dataset} has the splits {list(allowed)}")
-
-
 def _f(default, help_text, **meta):
     return dataclasses.field(default=default, metadata={"help": help_text, **meta})
 
@@ -61,8 +49,8 @@ class DataSpec:
         "toyworld/scenes", "Detection dataset (jaxcnn.data.sources).", check=check_dataset
     )
     data_dir: str = _f("", "TFDS data_dir ('': default).")
-    train_split: str = _f("trainval", "Training split.", choices=SPLITS)
-    test_split: str = _f("test", "Test split.", choices=SPLITS)
+    train_split: str = _f("trainval", "Training split.", choices=sources.SPLITS)
+    test_split: str = _f("test", "Test split.", choices=sources.SPLITS)
     train_images: int = _f(0, "First N training images (0: all).")
     test_images: int = _f(0, "First N test images (0: all).")
     resize: int = _f(72, "Size of the stored mean (256 for CaffeNet); the warp uses its centre.")
@@ -77,8 +65,8 @@ class DataSpec:
 
     def __post_init__(self):
         check_dataset(self.dataset)
-        check_split(self.dataset, self.train_split, "train_split")
-        check_split(self.dataset, self.test_split, "test_split")
+        sources.check_split(self.dataset, self.train_split, "train_split")
+        sources.check_split(self.dataset, self.test_split, "test_split")
         if min(self.train_images, self.test_images) < 0 or self.proposal_workers < 1:
             raise ValueError("need --train_images, --test_images >= 0 and --proposal_workers >= 1")
         if self.crop < 1 or self.resize < self.crop:

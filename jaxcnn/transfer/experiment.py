@@ -33,6 +33,12 @@ from jaxcnn.train.config import TrainConfig
 from jaxcnn.transfer import grid, splits, treatments
 from jaxcnn.transfer import report as transfer_report
 
+DEPTHS = tuple(range(1, len(treatments.LAYERS) + 1))  # n = 1 (conv1) ... 7 (fc7)
+
+
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
 
 @dataclasses.dataclass(frozen=True)
 class TransferConfig:
@@ -42,13 +48,19 @@ class TransferConfig:
 
     data: train_data.DataConfig
     train: TrainConfig
-    split_seeds: tuple[int, ...] = (0,)
-    class_files: tuple[str, ...] = ()  # (file of A's class ids, file of B's): replaces seeds
-    both_directions: bool = False  # also transfer towards A (A and B swap roles)
-    treatments: tuple[str, ...] = treatments.TREATMENTS
-    depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
-    random_control: bool = False  # the "random, untrained filters" control
-    best_k: int = 10  # the metric: mean of the k best evaluations (authors: 10)
+    split_seeds: tuple[int, ...] = _f((0,), "Seeds of random A/B splits (one split per seed).")
+    class_files: tuple[str, ...] = _f(
+        (), "Two files of class indices, A then B (replaces --split_seeds)."
+    )
+    both_directions: bool = _f(False, "Also transfer towards A (A and B swap roles).")
+    treatments: tuple[str, ...] = _f(
+        treatments.TREATMENTS, "Treatments to run.", choices=treatments.TREATMENTS
+    )
+    depths: tuple[int, ...] = _f(DEPTHS, "Values of n (1 = conv1 ... 7 = fc7).", choices=DEPTHS)
+    random_control: bool = _f(
+        False, "Also run random frozen lower layers (the 'random, untrained filters' control)."
+    )
+    best_k: int = _f(10, "Metric: mean of the k best evaluations of top-1 (authors: 10).")
 
     def __post_init__(self):
         for name in self.treatments:

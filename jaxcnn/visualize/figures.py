@@ -18,7 +18,6 @@ import numpy as np
 
 from jaxcnn import model
 from jaxcnn.data import boxes, pipeline, sources
-from jaxcnn.detect.data import SPLITS, check_split
 from jaxcnn.features.sets import VIEWS, FeatureSet, open_view
 from jaxcnn.selectivity import grandmother
 from jaxcnn.selectivity import plots as analysis_plots
@@ -49,15 +48,17 @@ class FigureSpec:
     dataset: str = _f(
         "toyworld/scenes", "Images the units are shown on.", check=sources.dataset_spec
     )
-    split: str = _f("test", "Their split.", choices=SPLITS)
+    split: str = _f("test", "Their split.", choices=sources.SPLITS)
     view: str = _f("gt_boxes", "Whole images or GT-box crops.", choices=VIEWS)
     mean_split: str = _f(
-        "trainval", "Split whose mean the fine-tuned run subtracts.", choices=SPLITS
+        "trainval", "Split whose mean the fine-tuned run subtracts.", choices=sources.SPLITS
     )
     source_dataset: str = _f(
         "toyworld/source", "Pre-training dataset ('': none).", check=_source_dataset
     )
-    source_split: str = _f("validation", "Its split for occlusion and evolution.", choices=SPLITS)
+    source_split: str = _f(
+        "validation", "Its split for occlusion and evolution.", choices=sources.SPLITS
+    )
     max_images: int = _f(1000, "Use the first N images of each split (0: all).")
     data_dir: str = _f("", "TFDS data_dir ('': default).")
     crop: int = _f(64, "Network input size (227 for CaffeNet).")
@@ -68,10 +69,10 @@ class FigureSpec:
     seed: int = _f(0, "Seed of the random units.")
 
     def __post_init__(self):
-        check_split(self.dataset, self.split, "split")
-        check_split(self.dataset, self.mean_split, "mean_split")
+        sources.check_split(self.dataset, self.split, "split")
+        sources.check_split(self.dataset, self.mean_split, "mean_split")
         if self.source_dataset:
-            check_split(self.source_dataset, self.source_split, "source_split")
+            sources.check_split(self.source_dataset, self.source_split, "source_split")
         if self.view == "gt_boxes" and sources.dataset_spec(self.dataset).kind != "detection":
             raise ValueError(f"--view=gt_boxes: {self.dataset} has no boxes; use --view=image")
         counts = (self.max_images, self.num_random, self.num_candidates, self.occlusion_images)
