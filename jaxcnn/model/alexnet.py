@@ -15,9 +15,8 @@ Conventions:
 - Parameters are a 1:1 image of Caffe's blobs: one kernel per layer, HWIO with I = C_in / groups
   (Caffe's OIHW transposed), one bias. fc6's kernel rows follow our NHWC flattening (H, W, C);
   Caffe flattens (C, H, W), which the Caffe importer reorders.
-- Grouped convolutions run as one convolution per group on the channel slices followed by a concat
-  (``grouped_impl="split"``): on CPU XLA's ``feature_group_count`` backward pass is ~3x slower.
-  ``grouped_impl="feature_group_count"`` uses the same parameters and gives the same outputs.
+- Convolutions: `jaxcnn.model.conv.grouped_conv` (grouped ones split per group by default,
+  ``grouped_impl``; a layer on <= 4 input channels, conv1 on RGB, as patches times a matrix).
 - Max pooling uses Caffe's ceil-mode output size, ``ceil((H - k) / s) + 1`` (pooling pad is 0 in
   CaffeNet, so Caffe's clipping rule for padded pools never applies).
 - LRN is Caffe's ACROSS_CHANNELS: ``b = a / (k + alpha / n * sum_window a^2) ** beta`` (Caffe
@@ -35,6 +34,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxcnn.model.conv import grouped_conv
 
 TAP_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 CONV_NAMES = TAP_NAMES[:5]
@@ -248,31 +249,6 @@ def local_response_norm(
         inv = jax.lax.rsqrt(scale)
         return (x * inv * jnp.sqrt(inv)).astype(dtype)
     return (x * scale ** (-beta)).astype(dtype)
-
-
-def grouped_conv(
-    x_NHWC, kernel_HWIO, *, stride: int, padding: int, groups: int, impl: str = "split"
-) -> jax.Array:
-    """Convolution with Caffe's `group`: output channel block g sees input channel block g.
-
-    `kernel_HWIO` is [kh, kw, C_in / groups, C_out] for both implementations. "split" runs one
-    convolution per group and concatenates; "feature_group_count" hands the groups to XLA.
-    """
-    conv = lambda lhs, rhs, g=1: jax.lax.conv_general_dilated(  # noqa: E731
-        lhs,
-        rhs,
-        (stride, stride),
-        [(padding, padding)] * 2,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=g,
-    )
-    if groups == 1:
-        return conv(x_NHWC, kernel_HWIO)
-    if impl == "feature_group_count":
-        return conv(x_NHWC, kernel_HWIO, groups)
-    xs = jnp.split(x_NHWC, groups, axis=-1)
-    ks = jnp.split(kernel_HWIO, groups, axis=-1)
-    return jnp.concatenate([conv(xg, kg) for xg, kg in zip(xs, ks, strict=True)], axis=-1)
 
 
 class CaffeConv(nn.Module):

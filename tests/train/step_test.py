@@ -101,12 +101,12 @@ def test_fc_ft_freezes_conv_bit_exactly_and_skips_their_backward(net):
         for leaf in ("kernel", "bias"):
             np.testing.assert_array_equal(state.params[layer][leaf], source[layer][leaf])
     assert not np.array_equal(state.params["fc6"]["kernel"], fcft.params["fc6"]["kernel"])
-    # Structure: fc-ft runs only the forward convolutions (conv2/4/5 are grouped: 2 convs each),
-    # ft adds the backward ones (gradients w.r.t. weights and inputs).
+    # Structure: fc-ft runs only the forward convolutions (conv1 on RGB is a patches matmul,
+    # jaxcnn.model.conv; conv2/4/5 are grouped: 2 convs each), ft adds the backward ones.
     forward = _count_convs(
         functools.partial(module.apply, train=False), {"params": source}, batch["image"]
     )
-    assert forward == 1 + 2 + 1 + 2 + 2
+    assert forward == 2 + 1 + 2 + 2
     assert _count_convs(step_lib.train_step, fcft, batch) == forward
     assert _count_convs(step_lib.train_step, ft, batch) > 2 * forward
 
