@@ -19,36 +19,20 @@ import os
 import sys
 import time
 
+import config_flags
 import errors
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 from jaxcnn.data import grids, pipeline, prepare, sources
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum(
-    "dataset",
-    "toyworld",
-    ["toyworld", "imagenet2012", "voc2007", "voc2012", "voc2007+2012", "sun397"],
-    "What.",
-)
-flags.DEFINE_enum("size", "default", ["default", "tiny"], "toyworld size.")
-flags.DEFINE_integer("seed", 0, "toyworld generation seed.")
+config_flags.define(prepare.PrepareConfig)
 flags.DEFINE_string(
     "data_dir", None, "TFDS data_dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)."
 )
 flags.DEFINE_string(
     "manual_dir", None, "Directory with the original archives or extracted trees (real data)."
-)
-flags.DEFINE_integer("num_workers", None, "Worker processes (default: all cores).")
-flags.DEFINE_integer(
-    "resize",
-    None,
-    "imagenet2012 only: store images with the shorter side scaled down to this (e.g. 256); "
-    "recorded in the dataset's metadata. Default: images as they are.",
-)
-flags.DEFINE_integer(
-    "mean_size", None, "Size the training-set mean is computed at (default 72 toyworld, 256 real)."
 )
 flags.DEFINE_string("grid_dir", None, "If set, write <grid_dir>/<part>.png example grids.")
 
@@ -73,10 +57,10 @@ def _progress(p) -> None:
     sys.stdout.flush()
 
 
-def _prepare_real(num_workers: int) -> dict:
+def _prepare_real(cfg: prepare.PrepareConfig, num_workers: int) -> dict:
     summaries = prepare.prepare_real(
-        FLAGS.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
-        resize=FLAGS.resize, num_workers=num_workers, progress=_progress,
+        cfg.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
+        resize=cfg.resize or None, num_workers=num_workers, progress=_progress,
     )  # fmt: skip
     print()
     for summary in summaries:
@@ -87,18 +71,17 @@ def _prepare_real(num_workers: int) -> dict:
 def main(argv):
     del argv
     start = time.time()
-    num_workers = FLAGS.num_workers or os.cpu_count()
+    cfg = config_flags.build(prepare.PrepareConfig)
+    num_workers = cfg.num_workers or os.cpu_count()
     logging.info("flags: %s", FLAGS.flags_into_string())
-    if FLAGS.dataset == "toyworld":
-        if FLAGS.resize is not None:
-            raise app.UsageError("--resize is for imagenet2012; the mean size is --mean_size")
+    if cfg.dataset == "toyworld":
         dirs = prepare.prepare_toyworld(
-            size=FLAGS.size, seed=FLAGS.seed, data_dir=FLAGS.data_dir, num_workers=num_workers
+            size=cfg.size, seed=cfg.seed, data_dir=FLAGS.data_dir, num_workers=num_workers
         )
     else:
-        dirs = _prepare_real(num_workers)
-    mean_size = FLAGS.mean_size or (72 if FLAGS.dataset == "toyworld" else 256)
-    for name in dirs if FLAGS.dataset == "toyworld" else [FLAGS.dataset]:
+        dirs = _prepare_real(cfg, num_workers)
+    mean_size = cfg.mean_size or (72 if cfg.dataset == "toyworld" else 256)
+    for name in dirs if cfg.dataset == "toyworld" else [cfg.dataset]:
         for dataset, split in prepare.training_splits(name):
             source = sources.open_split(dataset, split, data_dir=FLAGS.data_dir)
             mean = pipeline.get_mean(source, resize=mean_size)
@@ -109,7 +92,7 @@ def main(argv):
         total += size
         print(f"{name}: {path} ({size / 2**20:.1f} MiB)")
     print(f"total {total / 2**20:.1f} MiB in {time.time() - start:.1f} s")
-    if FLAGS.grid_dir and FLAGS.dataset == "toyworld":
+    if FLAGS.grid_dir and cfg.dataset == "toyworld":
         os.makedirs(FLAGS.grid_dir, exist_ok=True)
         for name in dirs:
             split = "train"

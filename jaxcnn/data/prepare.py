@@ -8,6 +8,7 @@ reads them like datasets TFDS prepared.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -16,6 +17,38 @@ from etils import epath
 from jaxcnn.data import archives, integrity, sources, toyworld
 
 log = logging.getLogger(__name__)
+
+
+DATASETS = ("toyworld", "imagenet2012", "voc2007", "voc2012", "voc2007+2012", "sun397")
+
+
+def _f(default, help_text, **meta):
+    return dataclasses.field(default=default, metadata={"help": help_text, **meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """What experiments/prepare_data.py prepares (its paths are flags of their own)."""
+
+    dataset: str = _f("toyworld", "What to prepare.", choices=DATASETS)
+    size: str = _f("default", "toyworld size.", choices=tuple(toyworld.SIZES))
+    seed: int = _f(0, "toyworld generation seed.")
+    num_workers: int = _f(0, "Worker processes (0: all cores).")
+    resize: int = _f(
+        0,
+        "imagenet2012 only: store images with the shorter side scaled down to this (e.g. 256); "
+        "recorded in the dataset's metadata. 0: images as they are.",
+    )
+    mean_size: int = _f(0, "Size the training-set mean is computed at (0: 72 toyworld, 256 real).")
+
+    def __post_init__(self):
+        if self.resize and self.dataset != "imagenet2012":
+            raise ValueError(
+                f"--resize is for imagenet2012 (got --dataset={self.dataset}); the mean's size "
+                "is --mean_size"
+            )
+        if min(self.num_workers, self.resize, self.mean_size) < 0:
+            raise ValueError(f"num_workers, resize and mean_size must be >= 0: {self}")
 
 
 def prepare_real(name: str, **options) -> list[archives.Summary]:
