@@ -8,10 +8,11 @@ under the envelope) and the IoU threshold it was computed with.
 from __future__ import annotations
 
 import csv
-import json
 import os
 
 import numpy as np
+
+from jaxcnn import storage
 
 
 def ap_table(class_names, aps_K, *, method: str, iou_threshold: float, meta: dict | None = None):
@@ -32,10 +33,9 @@ def write_tables(table: dict, prefix: str) -> list[str]:
     """``<prefix>.json``, ``.csv`` and ``.md`` of an `ap_table` (APs in percent in CSV/MD)."""
     os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
     paths = [prefix + ext for ext in (".json", ".csv", ".md")]
-    with open(paths[0], "w") as f:
-        json.dump(table, f, indent=1, sort_keys=True)
+    storage.write_json(paths[0], table, indent=1, sort_keys=True)
     names = list(table["per_class"])
-    with open(paths[1], "w", newline="") as f:
+    with storage.replacing(paths[1]) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["class", "AP", "method", "iou_threshold"])
         for name in names:
@@ -48,8 +48,7 @@ def write_tables(table: dict, prefix: str) -> list[str]:
                 ]
             )
         w.writerow(["mAP", f"{100 * table['mAP']:.1f}", table["method"], table["iou_threshold"]])
-    with open(paths[2], "w") as f:
-        f.write(markdown(table) + "\n")
+    storage.write_text(paths[2], markdown(table) + "\n")
     return paths
 
 

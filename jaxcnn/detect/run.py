@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from jaxcnn import model
+from jaxcnn import model, storage
 from jaxcnn.detect import ap, evaluate, mining, results, roidb, window_features, window_finetune
 from jaxcnn.detect import data as data_lib
 from jaxcnn.detect import windows as windows_lib
@@ -319,8 +319,7 @@ def write_summary(rows, out_dir, train, test) -> None:
         test.proposals, [g.boxes for g in test.ground_truth], iou=0.5
     )
     doc = {"rows": rows, "test_proposal_recall@0.5": recall, "test_boxes_per_image": per_image}
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(doc, f, indent=1)
+    storage.write_json(os.path.join(out_dir, "summary.json"), doc, indent=1)
     lines = [
         f"Detection mAP (%), {rows[0]['method'] if rows else ''}; {len(train.entries)} training "
         f"and {len(test.entries)} test images; proposals: recall@0.5 {100 * recall:.1f} % at "
@@ -332,5 +331,4 @@ def write_summary(rows, out_dir, train, test) -> None:
     lines += [
         f"| {r['network']} | {r['layer']} | {r['ablation']} | {100 * r['mAP']:.1f} |" for r in rows
     ]
-    with open(os.path.join(out_dir, "summary.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    storage.write_text(os.path.join(out_dir, "summary.md"), "\n".join(lines) + "\n")

@@ -64,6 +64,10 @@ class StudyConfig:
     protocol: str = _f("voc07_vissl", "Probe protocol.", choices=tuple(PROTOCOLS))
     probe_train_images: int = _f(2000, "Probe training images (0: all).")
     probe_test_images: int = _f(2000, "Probe test images (0: all).")
+    # Detection (docs/methods.md §9.2): R-CNN on det_target, optional (slow on a CPU).
+    detection: bool = _f(False, "Also run R-CNN detection on det_target (Tables 1, 2, 8 DET).")
+    detect_images: int = _f(200, "Detection training and test images, each (0: all).")
+    detect_steps: int = _f(150, "Window fine-tuning iterations (ft, fc-ft; scratch twice).")
     batch_size: int = _f(128, "Feature extraction and evaluation batch size.")
     seed: int = _f(0, "Initialisation, dropout and data-order seed.")
 
@@ -81,11 +85,16 @@ class StudyConfig:
         """Sizes and step counts, each error naming its flag (before any stage runs)."""
         positive = ("crop", "pretrain_steps", "pretrain_batch", "finetune_steps")
         positive += ("finetune_batch", "scratch_steps", "batch_size", "pretrain_lr_step")
-        positive += ("finetune_lr_step",)
+        positive += ("finetune_lr_step", "detect_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("scene_finetune_steps", "probe_train_images", "probe_test_images"):
+        for name in (
+            "scene_finetune_steps",
+            "probe_train_images",
+            "probe_test_images",
+            "detect_images",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.resize < self.crop:

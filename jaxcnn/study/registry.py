@@ -4,8 +4,9 @@ Each paper section is one module in `jaxcnn.study.analyses` that declares an `An
 (the name of its cached stage), the stages it needs, its run function (returning plain JSON
 numbers and writing its figures into its stage folder), its report function (sections and
 findings from those numbers), its share of the study's time (for the progress line's ETA) and
-the settings its results depend on. `run_study` runs them in the order of `ANALYSES`; adding a
-section is one new module plus one line there.
+the settings its results depend on, and whether the config asks for it (`enabled`: the slow
+detection analysis runs only with ``--detection``). `run_study` runs the enabled ones in the
+order of `ANALYSES`; adding a section is one new module plus one line there.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Analysis:
     report: Callable[[dict], tuple]  # {"result", "out_dir"} -> (sections, findings)
     weight: float
     config: Callable[[StudyConfig], dict] = probe_config
+    enabled: Callable[[StudyConfig], bool] = lambda cfg: True  # optional analyses say when
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)

@@ -80,7 +80,8 @@ def run_study(cfg: StudyConfig, root: str, *, emit: Callable[[str], None] = prin
 
 def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dict:
     nft = 2 * len(REGIMES) + len(cfg.table4_snapshots)
-    weights = {**WEIGHTS, **{a.name: a.weight for a in ANALYSES}}
+    analyses = [a for a in ANALYSES if a.enabled(cfg)]
+    weights = {**WEIGHTS, **{a.name: a.weight for a in analyses}}
     total = sum(weights.values()) + WEIGHTS["finetune"] * (nft - 1)
     progress = Progress(total, emit)
     timings = []
@@ -96,7 +97,7 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
     trained, ft_runs = _training(cfg, root, done, emit)
     ctx = Context(cfg, FeatureCache(root, batch_size=cfg.batch_size), trained, ft_runs)
     results = {}
-    for analysis in ANALYSES:
+    for analysis in analyses:
         results[analysis.name] = done(
             stages.run_stage(
                 root,
@@ -107,6 +108,6 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
             ),
             analysis.name,
         )
-    md, html = report.write(root, ANALYSES, results, trained["pretrain"], ft_runs, timings)
+    md, html = report.write(root, analyses, results, trained["pretrain"], ft_runs, timings)
     progress.stage("report", WEIGHTS["report"], False, 0.0)
     return {"report_md": str(md), "report_html": str(html), "timings": timings}

@@ -3,7 +3,7 @@
 import numpy as np
 
 from jaxcnn.study import LAYERS
-from jaxcnn.study.analyses import ablation, depth, finetuning, selectivity
+from jaxcnn.study.analyses import ablation, depth, detection, finetuning, selectivity
 
 
 def _verdicts(findings):
@@ -111,3 +111,38 @@ def test_selectivity_findings():
     assert [f.holds for f in found] == [True, True]
     _, found = selectivity.selectivity_findings(_sel(3.0, 2.0, 4, 5))
     assert [f.holds for f in found] == [False, False]
+
+
+def _det_maps(pre, ft, fcft, scratch, conv5, binarized, sp_max):
+    maps = {}
+    for net, fc7 in (("none", pre), ("ft", ft), ("fc-ft", fcft), ("scratch", scratch)):
+        maps.update(
+            {f"{net}/conv5/none": fc7 - 3, f"{net}/fc6/none": fc7 - 1, f"{net}/fc7/none": fc7}
+        )
+    maps.update({"ft/conv5/none": conv5, "ft/conv5/binarize": binarized, "ft/conv5/sp-max": sp_max})
+    return maps
+
+
+def test_detection_findings():
+    paper_like = _verdicts(detection.findings(_det_maps(45.5, 54.1, 53.3, 40.7, 47.6, 45.7, 25.4)))
+    assert list(paper_like.values()) == [True, True, True, True]
+    # no gain from fine-tuning, scratch better, binarisation costly, sp-max as cheap as it
+    opposite = _verdicts(detection.findings(_det_maps(50, 51, 50, 55, 40, 30, 29)))
+    assert list(opposite.values()) == [False, False, False, False]
+    # the margins: 2 points exactly does not count as a gain
+    edge = _verdicts(detection.findings(_det_maps(50, 52, 50, 48, 40, 35, 25)))
+    assert list(edge.values()) == [False, False, False, True]
+
+
+def test_detection_is_optional_and_reports_its_tables(tmp_path):
+    from jaxcnn.study import StudyConfig
+    from jaxcnn.study.analyses import ANALYSES
+
+    names = lambda cfg: [a.name for a in ANALYSES if a.enabled(cfg)]  # noqa: E731
+    assert "detection" not in names(StudyConfig())
+    assert names(StudyConfig(detection=True))[-1] == "detection"
+    maps = _det_maps(45.5, 54.1, 53.3, 40.7, 47.6, 45.7, 25.4)
+    sections, found = detection.report({"result": {"mAP": maps}, "out_dir": str(tmp_path)})
+    rows = sections[0].tables[0].rows
+    assert [r[0] for r in rows] == ["none", "ft", "fc-ft", "scratch"]
+    assert rows[1][1:4] == (47.6, 53.1, 54.1) and len(found) == 4

@@ -8,7 +8,13 @@ from jaxcnn.study.registry import Analysis, Context
 
 def test_registered_analyses_are_distinct_and_complete():
     names = [a.name for a in study.ANALYSES]
-    assert names == ["probe-snapshots", "probe-ablations", "probe-transfer", "selectivity"]
+    assert names == [
+        "probe-snapshots",
+        "probe-ablations",
+        "probe-transfer",
+        "selectivity",
+        "detection",
+    ]
     assert all(callable(a.run) and callable(a.report) and a.weight > 0 for a in study.ANALYSES)
 
 
