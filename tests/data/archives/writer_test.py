@@ -44,7 +44,7 @@ def test_interrupted_preparation_resumes_and_never_reads_a_partial_shard(tmp_pat
     assert [p.done for p in seen] == [1, 2] and seen[0].total == 5 and seen[0].per_second > 0
     directory = writer.dataset_directory("voc/2007", data_dir)
     assert not writer.is_prepared(directory)
-    with pytest.raises(KeyError, match="has not been generated yet"):  # TFDS: not prepared
+    with pytest.raises(FileNotFoundError, match="is not prepared"):  # named, with its command
         sources.open_split("voc2007", "test", data_dir=data_dir)
     markers = sorted(os.listdir(os.path.join(directory, writer.WORK_DIR)))
     done = [m[: -len(".json")] for m in markers if m.endswith(".json") and m != "plan.json"]
