@@ -7,8 +7,8 @@ up to float rounding, the same outputs and gradients in every form.
 - A convolution on at most `PATCHES_MAX_CHANNELS` input channels (conv1 on RGB) runs as explicit
   patches times a matrix (`patches_conv`): XLA's CPU convolution is slow for so few input
   channels, and one matrix product over ``kh * kw * C_in`` columns is 2x faster forward and
-  backward for the small preset's conv1 (1.28x the whole training step, 1.08x CaffeNet's at
-  batch 32; measured alternating in one process on a 2-core CPU).
+  backward for the small preset's conv1 (1.40x the whole training step at batch 128, 1.06x
+  CaffeNet's at batch 32; idle 2-core CPU, alternating in one process).
 """
 
 from __future__ import annotations
