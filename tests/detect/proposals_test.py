@@ -53,3 +53,13 @@ def test_recall_by_hand():
     # image 0: first gt covered (IoU 100/110), second not; image 1: no proposals.
     recall, per_image = proposals.recall_at(props, gt, iou=0.5)
     assert recall == pytest.approx(1 / 3) and per_image == 1.0
+
+
+def test_matlab_v73_file_is_named_with_how_to_resave(tmp_path):
+    # A v7.3 (HDF5) .mat file: the 128-byte MAT header with version 0x0200, which scipy refuses
+    # with NotImplementedError; the reader says what the file is and how to re-save it.
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116, b" ") + bytes(8)
+    path = tmp_path / "voc_2007_test.mat"
+    path.write_bytes(header + b"\x00\x02IM" + bytes(512))
+    with pytest.raises(ValueError, match=r"voc_2007_test\.mat: MATLAB v7\.3 file; re-save"):
+        proposals.load_rcnn_proposals(str(path))

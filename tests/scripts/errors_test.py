@@ -20,6 +20,8 @@ def test_one_line_messages():
     assert errors.one_line(ValueError("bad\n  --crop")) == "bad --crop"
     assert errors.one_line(KeyError("x")) == "KeyError: 'x'"  # not one of ours: typed
     assert errors.one_line(TypeError("boom")) == "TypeError: boom"
+    # "not built yet" is a message for the user (a feature that raises it says what is missing)
+    assert errors.one_line(NotImplementedError("no X yet")) == "no X yet"
     full = OSError(errno.ENOSPC, "No space left on device")
     assert "free space and rerun" in errors.one_line(full)
 
