@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxcnn import storage
+from jaxcnn import storage, verdicts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,21 +48,24 @@ class Section:
 
 
 def fmt(value, digits: int = 1) -> str:
-    """Numbers to fixed decimals, NaN/None as an en dash, everything else as str."""
+    """Numbers to fixed decimals, NaN/None as an en dash, a list of repeated measurements as
+    ``mean ± std`` (`jaxcnn.verdicts`), everything else as str."""
     if value is None:
         return "–"
+    if isinstance(value, list | tuple) and value and all(isinstance(v, int | float) for v in value):
+        return verdicts.estimate(value).text(digits)
     if isinstance(value, float):
         return "–" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
 
 
-def score(d, *keys) -> float:
-    """``d[k1][k2]...`` as a float; NaN where a level or the value is missing."""
+def values(d, *keys):
+    """``d[k1][k2]...`` as stored: a number, a list of repeated measurements, or None."""
     for k in keys:
         if d is None:
-            return float("nan")
+            return None
         d = d.get(k)
-    return float("nan") if d is None else float(d)
+    return d
 
 
 def figure_if_exists(stage_dir, name: str, caption: str) -> tuple[Figure, ...]:

@@ -69,26 +69,76 @@ class ProbeSpec:
         _items(TASKS)((self.task,))
 
 
-def multiclass_accuracy(train_x, train_y, test_x, test_y, num_classes):
-    """Mean per-class accuracy (%) of one-vs-rest SVMs, argmax of the decision values, one cost
-    for all classes chosen by cross-validation on the training split (`protocols.multiclass_probe`,
-    protocol `protocols.SUN_OVR`)."""
-    result = protocols.multiclass_probe(train_x, train_y, test_x, test_y, num_classes=num_classes)
-    return 100.0 * result.accuracy
+def _score_and_cost(train_x, train_labels, test_x, test_labels, task, num_classes, protocol, cost):
+    """(score %, the cost(s) used): the protocol's selection when `cost` is None."""
+    if task == "multilabel":
+        res = protocols.multilabel_probe(
+            train_x, train_labels, test_x, test_labels, protocol=protocol, cost_K=cost
+        )
+        return 100.0 * res.mean_ap, res.cost_K
+    if task == "multiclass":
+        res = protocols.multiclass_probe(
+            train_x,
+            train_labels,
+            test_x,
+            test_labels,
+            num_classes=num_classes,
+            protocol=multiclass_protocol(protocol),
+            cost=cost,
+        )
+        return 100.0 * res.accuracy, res.cost
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def multiclass_protocol(protocol: protocols.ProbeProtocol) -> protocols.ProbeProtocol:
+    """SUN's one-vs-rest protocol, on the cost grid of a cross-validating multi-label
+    `protocol` (e.g. `voc07_c20`'s shorter grid), else on its own."""
+    if protocol is None or not protocol.num_folds:
+        return protocols.SUN_OVR
+    return dataclasses.replace(protocols.SUN_OVR, costs=protocol.costs)
 
 
 def probe_score(
     train_x, train_labels, test_x, test_labels, *, task, num_classes, protocol
 ) -> float:
-    """One probe's score in %: mean AP (multilabel) or mean per-class accuracy (multiclass)."""
-    if task == "multilabel":
-        res = protocols.multilabel_probe(
-            train_x, train_labels, test_x, test_labels, protocol=protocol
+    """One probe's score in %: mean AP (multilabel) or mean per-class accuracy (multiclass,
+    one-vs-rest SVMs with one cost chosen by cross-validation, `protocols.multiclass_probe`)."""
+    return _score_and_cost(
+        train_x, train_labels, test_x, test_labels, task, num_classes, protocol, None
+    )[0]
+
+
+def split_rows(n_train: int, n_test: int, splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rows of the pooled ``[train; test]`` set for each of `splits` train/test partitions of the
+    same sizes: split 0 is the given one, split k > 0 a random re-draw seeded by k."""
+    n = n_train + n_test
+    out = [(np.arange(n_train), np.arange(n_train, n))]
+    for k in range(1, splits):
+        perm = np.random.default_rng(k).permutation(n)
+        out.append((np.sort(perm[:n_train]), np.sort(perm[n_train:])))
+    return out
+
+
+def split_scores(
+    x_tr, y_tr, x_te, y_te, *, task, num_classes, protocol, splits: int = 1
+) -> float | list[float]:
+    """One probe on `splits` train/test partitions (`split_rows`; docs/methods.md §4.6).
+
+    The cost is selected by the protocol on split 0 only and reused on the others (each then
+    costs one fit instead of the whole cross-validated cost path). Returns the score (%) for
+    ``splits == 1``, else the list of the splits' scores."""
+    first, cost = _score_and_cost(x_tr, y_tr, x_te, y_te, task, num_classes, protocol, None)
+    if splits == 1:
+        return first
+    x, y = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
+    scores = [first]
+    for train, test in split_rows(len(x_tr), len(x_te), splits)[1:]:
+        scores.append(
+            _score_and_cost(
+                x[train], y[train], x[test], y[test], task, num_classes, protocol, cost
+            )[0]
         )
-        return 100.0 * res.mean_ap
-    if task == "multiclass":
-        return multiclass_accuracy(train_x, train_labels, test_x, test_labels, num_classes)
-    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return scores
 
 
 def probe_layers(
@@ -99,33 +149,42 @@ def probe_layers(
     task: str,
     num_classes: int,
     protocol=protocols.VOC07_VISSL,
+    splits: int = 1,
     progress=None,
 ) -> dict:
-    """Scores of every (layer, ablation) in `grid` -> ``{layer: {ablation: score %}}``.
+    """Scores of every (layer, ablation) in `grid` -> ``{layer: {ablation: score %}}``; with
+    ``splits > 1`` each score is the list of its repeated splits' scores (`split_scores`).
 
     `train`/`test`: ``{'taps': {layer: array}, 'labels': array}`` as `feature_sets.extract`
     returns. `grid`: iterable of (layer, ablation). `progress(done, total, layer, ablation)`.
+    Ablations are drawn per row (sp-shuffle's permutation), so they are applied before the
+    rows are re-split.
     """
+    if splits < 1:
+        raise ValueError(f"splits must be >= 1, got {splits}")
     grid = list(grid)
     out: dict = {}
     for i, (layer, ablation) in enumerate(grid):
         x_tr = ablations.ablated(train["taps"][layer], ablation, seed=0)
         x_te = ablations.ablated(test["taps"][layer], ablation, seed=1)
-        out.setdefault(layer, {})[ablation] = probe_score(
-            x_tr,
-            train["labels"],
-            x_te,
-            test["labels"],
+        out.setdefault(layer, {})[ablation] = split_scores(
+            np.asarray(x_tr),
+            np.asarray(train["labels"]),
+            np.asarray(x_te),
+            np.asarray(test["labels"]),
             task=task,
             num_classes=num_classes,
             protocol=protocol,
+            splits=splits,
         )
         if progress is not None:
             progress(i + 1, len(grid), layer, ablation)
     return out
 
 
-def probe(cache_, run, step, task_sets, grid, protocol: str, taps=TAP_NAMES) -> dict:
+def probe(
+    cache_, run, step, task_sets, grid, protocol: str, taps=TAP_NAMES, splits: int = 1
+) -> dict:
     """`probe_layers` on the features of checkpoint (`run`, `step`) read through a
     `jaxcnn.features.FeatureCache`; `task_sets` = (train set, test set, task, classes)."""
     train, test, task, num_classes = cache_.pair(run, step, task_sets, taps)
@@ -136,6 +195,7 @@ def probe(cache_, run, step, task_sets, grid, protocol: str, taps=TAP_NAMES) -> 
         task=task,
         num_classes=num_classes,
         protocol=protocols.PROTOCOLS[protocol],
+        splits=splits,
     )
 
 

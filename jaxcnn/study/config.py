@@ -59,11 +59,17 @@ class StudyConfig:
     finetune_lr: float = _f(0.001, "Fine-tuning base learning rate.")
     finetune_lr_step: int = _f(100, "Fine-tuning iterations between learning-rate steps.")
     scratch_steps: int = _f(300, "Iterations of training from scratch on a target.")
+    finetune_eval_images: int = _f(
+        1000, "Validation images of each fine-tuning run (GT boxes: theirs; 0: all)."
+    )
     table4_snapshots: tuple[int, ...] = _f((150, 600), "Snapshots also fine-tuned (Table 4).")
     # Probes (docs/methods.md §4): example caps per split.
     protocol: str = _f("voc07_vissl", "Probe protocol.", choices=tuple(PROTOCOLS))
     probe_train_images: int = _f(2000, "Probe training images (0: all).")
     probe_test_images: int = _f(2000, "Probe test images (0: all).")
+    probe_splits: int = _f(
+        5, "Train/test splits per probe, for mean +- std and the verdicts (docs/methods.md §13)."
+    )
     # Detection (docs/methods.md §9.2): R-CNN on det_target, optional (slow on a CPU).
     detection: bool = _f(False, "Also run R-CNN detection on det_target (Tables 1, 2, 8 DET).")
     detect_images: int = _f(200, "Detection training and test images, each (0: all).")
@@ -85,7 +91,7 @@ class StudyConfig:
         """Sizes and step counts, each error naming its flag (before any stage runs)."""
         positive = ("crop", "pretrain_steps", "pretrain_batch", "finetune_steps")
         positive += ("finetune_batch", "scratch_steps", "batch_size", "pretrain_lr_step")
-        positive += ("finetune_lr_step", "detect_steps")
+        positive += ("finetune_lr_step", "detect_steps", "probe_splits")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
@@ -93,6 +99,7 @@ class StudyConfig:
             "scene_finetune_steps",
             "probe_train_images",
             "probe_test_images",
+            "finetune_eval_images",
             "detect_images",
         ):
             if getattr(self, name) < 0:

@@ -54,6 +54,7 @@ def probe_config(cfg: StudyConfig) -> dict:
         "protocol": cfg.protocol,
         "train": cfg.probe_train_images,
         "test": cfg.probe_test_images,
+        "splits": cfg.probe_splits,
         "crop": cfg.crop,
         "resize": cfg.resize,
     }

@@ -111,8 +111,11 @@ def _train_stage(
     return stages.run_stage(root, name, conf, fn, upstream=upstream, valid=valid)
 
 
-def _data_config(cfg, dataset, *, gt_boxes=False, eval_split="validation", train_split="train"):
+def _data_config(
+    cfg, dataset, *, gt_boxes=False, eval_split="validation", train_split="train", eval_examples=0
+):
     return train.DataConfig(
+        eval_examples=eval_examples,
         dataset=dataset_name(cfg, dataset),
         train_split=train_split,
         eval_split=eval_split,
@@ -145,10 +148,17 @@ def finetune_stage(cfg, root, data, pre, target, regime, log_fn, *, from_step=No
     """One fine-tuning run of `regime` on `target` ("det" or "scene")."""
     if target == "det":
         dcfg = _data_config(
-            cfg, cfg.det_target, gt_boxes=True, train_split="trainval", eval_split="test"
+            cfg,
+            cfg.det_target,
+            gt_boxes=True,
+            train_split="trainval",
+            eval_split="test",
+            eval_examples=cfg.finetune_eval_images,
         )
     else:
-        dcfg = _data_config(cfg, cfg.scene_target, eval_split="val")
+        dcfg = _data_config(
+            cfg, cfg.scene_target, eval_split="val", eval_examples=cfg.finetune_eval_images
+        )
     scratch = regime == "scratch"
     steps = (
         cfg.scene_finetune_steps

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from jaxcnn.documents import Finding
+from jaxcnn.verdicts import all_of
 
 Z = 2.0  # about a two-sided 95 % band
 MIDDLE = (3, 4, 5)  # BnB's dip (authors: lowest at n = 4, 5)
@@ -98,13 +99,6 @@ def compare(a: Sequence[float], b: Sequence[float], sigma: float) -> Comparison:
     diff = float(np.mean(a) - np.mean(b))
     delta = Z * sigma * math.sqrt(1 / len(a) + 1 / len(b))
     return Comparison(diff, delta, True if diff > delta else False if diff < -delta else None)
-
-
-def all_of(*verdicts: bool | None) -> bool | None:
-    """Kleene AND: False if any is False, True if all are True, else None."""
-    if any(v is False for v in verdicts):
-        return False
-    return True if all(v is True for v in verdicts) else None
 
 
 def decide(rows: Sequence[dict], val_count: int) -> tuple[list[Finding], Noise]:

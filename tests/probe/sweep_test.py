@@ -67,3 +67,65 @@ def test_every_cell_is_the_protocol_score_of_its_ablation():
         assert out[layer][ablation] == pytest.approx(100 * want.mean_ap)
     with pytest.raises(ValueError, match="task"):
         probe.probe_score(None, None, None, None, task="ranking", num_classes=3, protocol=None)
+
+
+def test_split_rows_keep_sizes_are_disjoint_and_split_zero_is_the_given_one():
+    rows = probe.sweep.split_rows(6, 4, 3)
+    np.testing.assert_array_equal(rows[0][0], np.arange(6))
+    np.testing.assert_array_equal(rows[0][1], np.arange(6, 10))
+    for train, test in rows:
+        assert len(train) == 6 and len(test) == 4
+        assert sorted(np.concatenate([train, test]).tolist()) == list(range(10))
+    assert not np.array_equal(rows[1][0], rows[2][0])
+    again = probe.sweep.split_rows(6, 4, 3)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(rows, again, strict=True))
+
+
+def test_repeated_splits_refit_at_the_first_splits_costs():
+    rng = np.random.default_rng(1)
+    train, test = _task(rng, 30), _task(rng, 24)
+    x_tr, x_te = (
+        features.ablated(train["taps"]["conv5"], "none"),
+        features.ablated(test["taps"]["conv5"], "none"),
+    )
+    scores = probe.sweep.split_scores(
+        x_tr,
+        train["labels"],
+        x_te,
+        test["labels"],
+        task="multilabel",
+        num_classes=3,
+        protocol=probe.VOC07_VISSL,
+        splits=3,
+    )
+    first = probe.multilabel_probe(x_tr, train["labels"], x_te, test["labels"])
+    assert len(scores) == 3 and scores[0] == pytest.approx(100 * first.mean_ap)
+    x, y = np.concatenate([x_tr, x_te]), np.concatenate([train["labels"], test["labels"]])
+    tr, te = probe.sweep.split_rows(30, 24, 3)[2]
+    want = probe.multilabel_probe(x[tr], y[tr], x[te], y[te], cost_K=first.cost_K)
+    assert scores[2] == pytest.approx(100 * want.mean_ap)
+    np.testing.assert_array_equal(want.cost_K, first.cost_K)
+    # a sweep with splits returns the lists
+    out = probe.probe_layers(
+        train, test, [("conv5", "none")], task="multilabel", num_classes=3, splits=3
+    )
+    assert out["conv5"]["none"] == pytest.approx(scores)
+
+
+def test_given_costs_skip_selection_and_must_be_on_the_grid():
+    rng = np.random.default_rng(2)
+    train, test = _task(rng, 30), _task(rng, 24)
+    x_tr, x_te = (
+        features.ablated(train["taps"]["fc7"], "none"),
+        features.ablated(test["taps"]["fc7"], "none"),
+    )
+    res = probe.multilabel_probe(x_tr, train["labels"], x_te, test["labels"], cost_K=10.0)
+    assert res.cv_ap_KxL is None and np.all(res.cost_K == 10.0)
+    with pytest.raises(ValueError, match="grid"):
+        probe.multilabel_probe(x_tr, train["labels"], x_te, test["labels"], cost_K=3.0)
+    y_tr, y_te = np.argmax(train["labels"], 1), np.argmax(test["labels"], 1)
+    fixed = probe.multiclass_probe(x_tr, y_tr, x_te, y_te, num_classes=3, cost=1.0)
+    chosen = probe.multiclass_probe(x_tr, y_tr, x_te, y_te, num_classes=3)
+    again = probe.multiclass_probe(x_tr, y_tr, x_te, y_te, num_classes=3, cost=chosen.cost)
+    assert fixed.cost == 1.0 and fixed.selected_on == "given"
+    assert again.accuracy == pytest.approx(chosen.accuracy, abs=1e-6)

@@ -10,7 +10,12 @@ def _verdicts(findings):
     return {f.claim.split(" (")[0]: f.holds for f in findings}
 
 
-def _snap(final, first_fc7, cka_columns, tmp_path):
+def _rho(columns):
+    matrix = np.column_stack([*columns, np.ones(len(LAYERS))])
+    return [depth._bottom_up_rho(matrix)]
+
+
+def _snap(final, first_fc7, cka_columns, tmp_path, rho=None):
     steps = ["10", "600"]
     table = {"10": {la: 10.0 for la in LAYERS}, "600": dict(zip(LAYERS, final, strict=True))}
     table["10"]["fc7"] = first_fc7
@@ -19,7 +24,12 @@ def _snap(final, first_fc7, cka_columns, tmp_path):
         "result": {
             "steps": [10, 600],
             "map": table,
-            "cka": {"layers": list(LAYERS), "names": steps, "matrix": matrix.tolist()},
+            "cka": {
+                "layers": list(LAYERS),
+                "names": steps,
+                "matrix": matrix.tolist(),
+                "rho": _rho(cka_columns) if rho is None else rho,
+            },
         },
         "out_dir": str(tmp_path),
     }
@@ -31,10 +41,22 @@ def test_depth_findings(tmp_path):
     _, found = depth.depth_findings(_snap(rising, 50.0, [bottom_up], tmp_path))
     assert list(_verdicts(found).values()) == [True, True, True]
     flat = (50, 49, 51, 50, 49, 48, 50)
-    _, found = depth.depth_findings(_snap(flat, 49.5, [bottom_up[::-1]], tmp_path))
+    _, found = depth.depth_findings(_snap(flat, 50.5, [bottom_up[::-1]], tmp_path))
     assert list(_verdicts(found).values()) == [False, False, False]
-    _, found = depth.depth_findings(_snap(flat, 49.5, [np.ones(len(LAYERS))], tmp_path))
+    _, found = depth.depth_findings(_snap(flat, 50.5, [np.ones(len(LAYERS))], tmp_path))
     assert found[2].holds is None  # constant CKA: no rank correlation, undecided
+
+
+def test_depth_findings_with_repeated_splits(tmp_path):
+    # conv1 20 +- 1, conv5 30 +- 1, fc7: 31 +- 2 -> fc7 - conv5 within its noise: undecided
+    final = [[19.0, 20.0, 21.0], *[[30.0, 30.0, 30.0]] * 3, [29.0, 30.0, 31.0]]
+    final += [[30.0, 30.0, 30.0], [29.0, 31.0, 33.0]]
+    snap = _snap(final, [20.0, 21.0, 22.0], [], tmp_path, rho=[-0.9, -0.3, -0.6])
+    found = _verdicts(depth.depth_findings(snap)[1])
+    # fc7 gain over the first snapshot: 9, 10, 11 -> holds; rho -0.6 +- 0.3 -> undecided
+    assert list(found.values()) == [None, True, None]
+    snap = _snap(final, [20.0, 21.0, 22.0], [], tmp_path, rho=[-0.9, -0.8, -0.85])
+    assert depth.depth_findings(snap)[1][2].holds is True
 
 
 def _cls(conv5_none, conv5_bin, conv5_spmax, fc7_none, fc7_bin):
@@ -53,6 +75,11 @@ def test_ablation_findings():
     abl = {"result": {"cls": _cls(65, 50, 62, 74, 73.5), "scene": scene}, "out_dir": "."}
     _, found = ablation.ablation_findings(abl)
     assert [f.holds for f in found] == [False, False]
+    # repeated splits: binarize costs 4 +- 1.5 at conv5 -> its band reaches past 5: undecided
+    cls = _cls([65.0] * 3, [62.5, 61.0, 59.5], [64.0] * 3, [74.0] * 3, [73.5] * 3)
+    scene = {"conv5": {"none": [60.0] * 3, "sp-max": [40.0] * 3}, "fc7": {}}
+    _, found = ablation.ablation_findings({"result": {"cls": cls, "scene": scene}, "out_dir": "."})
+    assert [f.holds for f in found] == [None, True]
 
 
 def _tra(gt, scene, table4):
@@ -83,6 +110,26 @@ def test_finetuning_findings():
     )
     _, found = finetuning.transfer_findings(bad)
     assert [f.holds for f in found] == [False, False, False]
+    # repeated splits: ft - fc-ft on DET-GT 1.5 +- 1 straddles the 2-point margin; pre-train
+    # above scratch by 1 +- 1 on SUN; the Table 4 gain 10 +- 0
+    rep = lambda *v: list(map(float, v))  # noqa: E731
+    noisy = _tra(
+        {
+            "scratch": rep(40, 40, 40),
+            "pre-train": rep(50, 50, 50),
+            "ft": rep(60.5, 61.5, 62.5),
+            "fc-ft": rep(60, 60, 60),
+        },
+        {
+            "scratch": rep(44, 44, 44),
+            "pre-train": rep(44, 45, 46),
+            "ft": rep(55, 55, 55),
+            "fc-ft": rep(55, 55, 55),
+        },
+        [("75", rep(50, 50, 50)), ("600", rep(60, 60, 60))],
+    )
+    _, found = finetuning.transfer_findings(noisy)
+    assert [f.holds for f in found] == [None, None, True]
 
 
 def _sel(fc_change, conv_change, fewest50, median90):
@@ -111,6 +158,12 @@ def test_selectivity_findings():
     assert [f.holds for f in found] == [True, True]
     _, found = selectivity.selectivity_findings(_sel(3.0, 2.0, 4, 5))
     assert [f.holds for f in found] == [False, False]
+    # bootstrap resamples: fc 5 +- 2 vs conv 2 -> 5 - 4 = 1 +- 2: undecided
+    sel = _sel(8.0, 1.0, 1, 30)
+    sel["result"]["change_resamples"] = [
+        {la: (v if la.startswith("fc") else 2.0) for la in LAYERS} for v in (3.0, 5.0, 7.0)
+    ]
+    assert selectivity.selectivity_findings(sel)[1][0].holds is None
 
 
 def _det_maps(pre, ft, fcft, scratch, conv5, binarized, sp_max):

@@ -4,11 +4,12 @@ stand-in, and of conv-5 and fc-7 on the SUN stand-in (docs/methods.md §5)."""
 from __future__ import annotations
 
 from jaxcnn import features, probe
-from jaxcnn.documents import Finding, Section, Table, score
+from jaxcnn.documents import Finding, Section, Table, fmt, values
 from jaxcnn.storage import jsonable
 from jaxcnn.study import runs
 from jaxcnn.study.config import ABLATIONS, LAYERS
 from jaxcnn.study.registry import Analysis, Context
+from jaxcnn.verdicts import above, all_of, below, paired
 
 PAPER_TABLE7 = {
     ("conv5", "none"): 65.6,
@@ -26,18 +27,18 @@ def ablation_probes(ctx: Context, out_dir) -> dict:
     fc-7 on the SUN stand-in (whose categories depend on layout)."""
     cfg, cache, pre = ctx.cfg, ctx.cache, ctx.stages["pretrain"]
     sets = runs.feature_sets(cfg)
-    cls = probe.probe(
-        cache, pre, None, sets["cls"], features.ablation_grid(LAYERS, ABLATIONS), cfg.protocol
-    )
+    k = cfg.probe_splits
+    grid = features.ablation_grid(LAYERS, ABLATIONS)
+    cls = probe.probe(cache, pre, None, sets["cls"], grid, cfg.protocol, splits=k)
     scene_grid = features.ablation_grid(("conv5", "fc7"), ABLATIONS)
-    scene = probe.probe(cache, pre, None, sets["scene"], scene_grid, cfg.protocol)
+    scene = probe.probe(cache, pre, None, sets["scene"], scene_grid, cfg.protocol, splits=k)
     return jsonable({"cls": cls, "scene": scene})
 
 
 def ablation_findings(abl) -> tuple[Section, list[Finding]]:
     cls, scene = abl["result"]["cls"], abl["result"]["scene"]
     names = ("none", "binarize", "sp-shuffle", "sp-max", "sp-max-bin")
-    rows = tuple((layer, *[cls[layer].get(a) for a in names]) for layer in LAYERS)
+    rows = tuple((layer, *[fmt(cls[layer].get(a)) for a in names]) for layer in LAYERS)
     paper = tuple(
         (
             f"paper {lay}",
@@ -45,22 +46,21 @@ def ablation_findings(abl) -> tuple[Section, list[Finding]]:
         )
         for lay in ("conv5", "fc7")
     )
-    srows = tuple((layer, *[scene[layer].get(a) for a in names]) for layer in ("conv5", "fc7"))
-    drop = lambda t, lay, a: score(t, lay, "none") - score(t, lay, a)  # noqa: E731
-    bin_drop = max(drop(cls, "fc7", "binarize"), drop(cls, "conv5", "binarize"))
+    srows = tuple((layer, *[fmt(scene[layer].get(a)) for a in names]) for layer in ("conv5", "fc7"))
+    drop = lambda t, lay, a: paired(values(t, lay, "none"), values(t, lay, a))  # noqa: E731
+    bin_fc7, bin_conv5 = drop(cls, "fc7", "binarize"), drop(cls, "conv5", "binarize")
     f_bin = Finding(
         "Binarisation costs little (< 5 mAP points at conv5 and fc7)",
-        bool(bin_drop < 5.0),
-        f"drop fc7 {drop(cls, 'fc7', 'binarize'):.1f}, conv5 "
-        f"{drop(cls, 'conv5', 'binarize'):.1f} (paper 0.4, 4.8)",
+        all_of(below(bin_fc7, 5.0), below(bin_conv5, 5.0)),
+        f"drop fc7 {fmt(list(bin_fc7))}, conv5 {fmt(list(bin_conv5))} (paper 0.4, 4.8)",
     )
     c_drop, s_drop = drop(cls, "conv5", "sp-max"), drop(scene, "conv5", "sp-max")
     f_spmax = Finding(
         "sp-max costs little for classification but much where layout matters",
-        bool(c_drop < 5.0 and s_drop > max(3.0, 2 * c_drop)),
-        f"conv5 sp-max drop: PASCAL-CLS stand-in {c_drop:.1f}, SUN stand-in (categories "
-        f"defined by layout) {s_drop:.1f} (paper: CLS 3.1, DET 22.2; holds if CLS < 5 and "
-        f"layout > max(3, 2 x CLS))",
+        all_of(below(c_drop, 5.0), above(s_drop, 3.0), above(paired(s_drop, 2 * c_drop))),
+        f"conv5 sp-max drop: PASCAL-CLS stand-in {fmt(list(c_drop))}, SUN stand-in (categories "
+        f"defined by layout) {fmt(list(s_drop))} (paper: CLS 3.1, DET 22.2; holds if CLS < 5, "
+        f"layout > 3 and layout > 2 x CLS)",
     )
     sec = Section(
         "Table 7: feature ablations on the PASCAL-CLS stand-in (mAP)",

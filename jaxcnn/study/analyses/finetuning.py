@@ -5,11 +5,12 @@ under fc-7 probes, GT-box probes per layer, and fine-tuning from earlier snapsho
 from __future__ import annotations
 
 from jaxcnn import probe
-from jaxcnn.documents import Finding, Section, Table, score
+from jaxcnn.documents import Finding, Section, Table, fmt, values
 from jaxcnn.storage import jsonable
 from jaxcnn.study import runs
 from jaxcnn.study.config import LAYERS, REGIMES
 from jaxcnn.study.registry import Analysis, Context
+from jaxcnn.verdicts import above, all_of, paired, within
 
 PAPER_T12 = {
     "scene": {"scratch": 40.4, "pre-train": 53.1, "ft": 56.8, "fc-ft": 56.2},
@@ -25,25 +26,25 @@ def transfer_probes(ctx: Context, out_dir) -> dict:
     sets = runs.feature_sets(cfg)
     per_layer = [(layer, "none") for layer in LAYERS]
     fc7 = [("fc7", "none")]
-    gt = {"pre-train": probe.probe(cache, pre, None, sets["gt"], per_layer, cfg.protocol)}
+
+    def run_probe(run, step, which, grid):
+        return probe.probe(
+            cache, run, step, sets[which], grid, cfg.protocol, splits=cfg.probe_splits
+        )
+
+    gt = {"pre-train": run_probe(pre, None, "gt", per_layer)}
     for regime in ("ft", "fc-ft"):
-        gt[regime] = probe.probe(
-            cache, ft_runs[("det", regime)], None, sets["gt"], per_layer, cfg.protocol
-        )
-    gt["scratch"] = probe.probe(
-        cache, ft_runs[("det", "scratch")], None, sets["gt"], fc7, cfg.protocol
-    )
-    scene = {"pre-train": probe.probe(cache, pre, None, sets["scene"], fc7, cfg.protocol)}
+        gt[regime] = run_probe(ft_runs[("det", regime)], None, "gt", per_layer)
+    gt["scratch"] = run_probe(ft_runs[("det", "scratch")], None, "gt", fc7)
+    scene = {"pre-train": run_probe(pre, None, "scene", fc7)}
     for regime in REGIMES:
-        scene[regime] = probe.probe(
-            cache, ft_runs[("scene", regime)], None, sets["scene"], fc7, cfg.protocol
-        )
+        scene[regime] = run_probe(ft_runs[("scene", regime)], None, "scene", fc7)
     table4 = {}
     for step in (*cfg.table4_snapshots, cfg.pretrain_steps):
         run = ft_runs[("det", "ft", step)] if step != cfg.pretrain_steps else ft_runs[("det", "ft")]
         table4[step] = {
-            "pre-train": probe.probe(cache, pre, step, sets["gt"], fc7, cfg.protocol)["fc7"],
-            "ft": probe.probe(cache, run, None, sets["gt"], fc7, cfg.protocol)["fc7"],
+            "pre-train": run_probe(pre, step, "gt", fc7)["fc7"],
+            "ft": run_probe(run, None, "gt", fc7)["fc7"],
         }
     nets_val = {
         f"{t}/{r}": ft_runs[(t, r)].result["val_top1"] for t in ("det", "scene") for r in REGIMES
@@ -53,12 +54,12 @@ def transfer_probes(ctx: Context, out_dir) -> dict:
 
 def transfer_findings(tra) -> tuple[list[Section], list[Finding]]:
     res = tra["result"]
-    gt = {
-        net: score(res["gt"], net, "fc7", "none") for net in ("scratch", "pre-train", "ft", "fc-ft")
-    }
-    scene = {net: score(res["scene"], net, "fc7", "none") for net in gt}
+    nets = ("scratch", "pre-train", "ft", "fc-ft")
+    gt = {net: values(res["gt"], net, "fc7", "none") for net in nets}
+    scene = {net: values(res["scene"], net, "fc7", "none") for net in nets}
     rows = tuple(
-        (net, scene[net], PAPER_T12["scene"][net], gt[net], PAPER_T12["gt"][net]) for net in gt
+        (net, fmt(scene[net]), PAPER_T12["scene"][net], fmt(gt[net]), PAPER_T12["gt"][net])
+        for net in nets
     )
     t12 = Section(
         "Tables 1 and 2: scratch, pre-trained, fine-tuned (ft) and fc-only (fc-ft)",
@@ -67,7 +68,7 @@ def transfer_findings(tra) -> tuple[list[Section], list[Finding]]:
         (Table(("network", "SUN-like acc.", "paper SUN", "DET-GT-like mAP", "paper DET"), rows),),
     )
     per_layer = tuple(
-        (layer, *[score(res["gt"], n, layer, "none") for n in ("pre-train", "ft", "fc-ft")])
+        (layer, *[fmt(values(res["gt"], n, layer, "none")) for n in ("pre-train", "ft", "fc-ft")])
         for layer in LAYERS
     )
     t24 = Section(
@@ -78,31 +79,40 @@ def transfer_findings(tra) -> tuple[list[Section], list[Finding]]:
     t4 = res["table4"]
     steps = sorted(t4, key=int)
     rows4 = (
-        ("pre-train only", *[score(t4, s, "pre-train", "none") for s in steps]),
-        ("fine-tuned", *[score(t4, s, "ft", "none") for s in steps]),
+        ("pre-train only", *[fmt(values(t4, s, "pre-train", "none")) for s in steps]),
+        ("fine-tuned", *[fmt(values(t4, s, "ft", "none")) for s in steps]),
     )
     t4sec = Section(
         "Table 4: pre-training length x fine-tuning (DET-GT stand-in, fc-7 mAP)",
         "Paper (PASCAL-DET, 50k/105k/205k/305k): 50.2, 52.6, 55.3, 55.4.",
         (Table(("", *[f"{s} it." for s in steps]), rows4),),
     )
+    d_gt, d_scene = paired(gt["ft"], gt["fc-ft"]), paired(scene["ft"], scene["fc-ft"])
+    p_gt, p_scene = (
+        paired(gt["pre-train"], gt["scratch"]),
+        paired(scene["pre-train"], scene["scratch"]),
+    )
+    t4_first, t4_last = values(t4, steps[0], "ft", "none"), values(t4, steps[-1], "ft", "none")
+    t4_gain = paired(t4_last, t4_first)
     findings = [
         Finding(
             "fc-ft is close to ft with little data (within 2 points on both targets)",
-            bool(abs(gt["ft"] - gt["fc-ft"]) <= 2 and abs(scene["ft"] - scene["fc-ft"]) <= 2),
-            f"DET-GT ft {gt['ft']:.1f} vs fc-ft {gt['fc-ft']:.1f}; SUN ft {scene['ft']:.1f} "
-            f"vs fc-ft {scene['fc-ft']:.1f} (paper 54.1/53.3, 56.8/56.2)",
+            all_of(within(d_gt, 2.0), within(d_scene, 2.0)),
+            f"ft - fc-ft: DET-GT {fmt(list(d_gt))} ({fmt(gt['ft'])} vs {fmt(gt['fc-ft'])}); "
+            f"SUN {fmt(list(d_scene))} ({fmt(scene['ft'])} vs {fmt(scene['fc-ft'])}) "
+            f"(paper 54.1/53.3, 56.8/56.2)",
         ),
         Finding(
             "Pre-training beats training from scratch (both targets)",
-            bool(gt["pre-train"] > gt["scratch"] and scene["pre-train"] > scene["scratch"]),
-            f"DET-GT {gt['pre-train']:.1f} vs scratch {gt['scratch']:.1f}; SUN "
-            f"{scene['pre-train']:.1f} vs scratch {scene['scratch']:.1f}",
+            all_of(above(p_gt), above(p_scene)),
+            f"pre-train - scratch: DET-GT {fmt(list(p_gt))} ({fmt(gt['pre-train'])} vs "
+            f"{fmt(gt['scratch'])}); SUN {fmt(list(p_scene))} ({fmt(scene['pre-train'])} vs "
+            f"{fmt(scene['scratch'])})",
         ),
         Finding(
             "Longer pre-training helps after fine-tuning too (Table 4)",
-            bool(score(t4, steps[-1], "ft", "none") > score(t4, steps[0], "ft", "none")),
-            " -> ".join(f"{score(t4, s, 'ft', 'none'):.1f}" for s in steps),
+            above(t4_gain),
+            f"{fmt(t4_first)} -> {fmt(t4_last)} (gain {fmt(list(t4_gain))})",
         ),
     ]
     return [t12, t24, t4sec], findings
