@@ -1,12 +1,13 @@
 """The study's report: a setup section, the findings checklist, each registered analysis's
 sections with this run's numbers beside the paper's (docs/methods.md §12), and the stage
-timings; each verdict is computed from the numbers by its analysis."""
+timings; each verdict is computed from the numbers by its analysis (rules: §13)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from jaxcnn.documents import Section, Table, write_report
+from jaxcnn import storage
+from jaxcnn.documents import Section, Table, verdict, write_report
 from jaxcnn.storage.stages import StageResult
 from jaxcnn.study.config import REGIMES
 
@@ -34,7 +35,8 @@ def _setup(pre: StageResult, runs: dict) -> Section:
 
 def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
     """Sections of every analysis (in registry order) from its stage `results[name]`, the
-    findings checklist, timings; writes report.md and report.html into `root`."""
+    findings checklist, timings; writes report.md, report.html and summary.json (top-1,
+    verdicts, timings: what `experiments/seeds_table.py` compares) into `root`."""
     sections, findings = [], []
     for analysis in analyses:
         res = results[analysis.name]
@@ -45,6 +47,17 @@ def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
         (name, f"{sec:.1f}", "cached" if cached else "ran") for name, sec, cached in timings
     )
     total = sum(sec for _, sec, _ in timings)
+    storage.write_json(
+        Path(root) / "summary.json",
+        {
+            "pretrain_val_top1": pre.result.get("val_top1"),
+            "findings": [
+                {"claim": f.claim, "verdict": verdict(f), "evidence": f.evidence} for f in findings
+            ],
+            "timings": [{"stage": n, "seconds": s, "cached": c} for n, s, c in timings],
+        },
+        indent=1,
+    )
     return write_report(
         Path(root),
         "jaxcnn study report",

@@ -23,9 +23,10 @@ from jaxcnn.study.config import REGIMES, StudyConfig
 from jaxcnn.study.registry import Context
 from jaxcnn.train import log as training_log
 
-# Relative cost of the training stages for the progress line's ETA (measured on the embedded
-# default); each analysis declares its own weight.
-WEIGHTS = {"data": 1.0, "pretrain": 4.0, "finetune": 0.3, "report": 0.1}
+# Cost of the training stages for the progress line's ETA, in minutes of a clean run of
+# experiments/flags/reproduce_toy.flags on a 2-core CPU (about 350 pre-training images/s; a
+# slower or faster machine scales every stage alike); each analysis declares its own weight.
+WEIGHTS = {"data": 1.1, "pretrain": 4.0, "finetune": 0.55, "report": 0.05}
 
 
 @dataclasses.dataclass

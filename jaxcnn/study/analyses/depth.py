@@ -149,6 +149,6 @@ ANALYSIS = Analysis(
     ("pretrain",),
     snapshot_probes,
     depth_findings,
-    2.0,
+    2.9,
     config=lambda cfg: {"protocol": cfg.protocol, **probe_config(cfg)},
 )
