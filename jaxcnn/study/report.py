@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from jaxcnn import storage
 from jaxcnn.documents import Section, Table, verdict, write_report
 from jaxcnn.storage.stages import StageResult
 from jaxcnn.study.config import REGIMES
+from jaxcnn.train import log as training_log
 
 STAND_IN = (
     "This run uses the embedded default, toyworld (a generated stand-in for ImageNet, "
@@ -33,6 +36,16 @@ def _setup(pre: StageResult, runs: dict) -> Section:
     )
 
 
+def _images_per_s(pre: StageResult) -> float | None:
+    """Median logged pre-training speed: the figure to compare machines by."""
+    speeds = [
+        r["img_per_s"]
+        for r in training_log.read_records(pre.result["run_dir"])
+        if r.get("split") == "train" and "img_per_s" in r
+    ]
+    return float(np.median(speeds)) if speeds else None
+
+
 def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
     """Sections of every analysis (in registry order) from its stage `results[name]`, the
     findings checklist, timings; writes report.md, report.html and summary.json (top-1,
@@ -51,6 +64,7 @@ def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
         Path(root) / "summary.json",
         {
             "pretrain_val_top1": pre.result.get("val_top1"),
+            "pretrain_images_per_s": _images_per_s(pre),
             "findings": [
                 {"claim": f.claim, "verdict": verdict(f), "evidence": f.evidence} for f in findings
             ],

@@ -24,9 +24,9 @@ from jaxcnn.study.registry import Context
 from jaxcnn.train import log as training_log
 
 # Cost of the training stages for the progress line's ETA, in minutes of a clean run of
-# experiments/flags/reproduce_toy.flags on a 2-core CPU (about 350 pre-training images/s; a
-# slower or faster machine scales every stage alike); each analysis declares its own weight.
-WEIGHTS = {"data": 1.1, "pretrain": 4.0, "finetune": 0.55, "report": 0.05}
+# experiments/flags/reproduce_toy.flags on a 2-core CPU (the mean of two runs, at 340 and 500
+# pre-training images/s); each analysis declares its own weight.
+WEIGHTS = {"data": 1.0, "pretrain": 3.4, "finetune": 0.5, "report": 0.05}
 
 
 @dataclasses.dataclass

@@ -12,6 +12,7 @@ import seeds_table  # noqa: E402
 def _run(top1, verdicts, seconds):
     return {
         "pretrain_val_top1": top1,
+        "pretrain_images_per_s": 350.0,
         "findings": [
             {"claim": f"claim {i}", "verdict": v, "evidence": f"x {i}"}
             for i, v in enumerate(verdicts)
@@ -29,6 +30,7 @@ def test_tables_mark_disagreement_and_give_shares_of_the_total():
     lines = text.splitlines()
     assert "| pre-training top-1 | 0.200 | 0.300 |" in lines
     assert "| total (s) | 100 (1.7 min) | 100 (1.7 min) |" in lines
+    assert "| pre-training images/s | 350 | 350 |" in lines
     assert any(line.startswith("| claim 0 |") and line.endswith("| all holds |") for line in lines)
     assert any(line.startswith("| claim 1 |") and "**unstable**" in line for line in lines)
     assert "| data | 25 (25 %) | 50 (50 %) |" in lines

@@ -149,6 +149,6 @@ ANALYSIS = Analysis(
     ("pretrain",),
     snapshot_probes,
     depth_findings,
-    2.9,
+    2.7,
     config=lambda cfg: {"protocol": cfg.protocol, **probe_config(cfg)},
 )
