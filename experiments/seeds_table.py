@@ -28,7 +28,7 @@ def _load(workdir: str) -> dict:
 
 
 def _row(cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def tables(runs: list[dict], labels: list[str]) -> str:

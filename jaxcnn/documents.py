@@ -78,6 +78,11 @@ def verdict(finding: Finding) -> str:
     return {True: "holds", False: "does not hold", None: "undecided"}[finding.holds]
 
 
+def cell(value) -> str:
+    """A Markdown table cell: `fmt`, with pipes escaped so that they do not split the cell."""
+    return fmt(value).replace("|", "\\|")
+
+
 def render_markdown(title: str, sections: Sequence[Section], *, figure_root: Path) -> str:
     out = [f"# {title}", ""]
     for sec in sections:
@@ -89,14 +94,16 @@ def render_markdown(title: str, sections: Sequence[Section], *, figure_root: Pat
                 out += [f"*{table.caption}*", ""]
             out.append("| " + " | ".join(table.header) + " |")
             out.append("|" + "---|" * len(table.header))
-            out += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.rows]
+            out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
             out.append("")
         for fig in sec.figures:
             rel = os.path.relpath(fig.path, figure_root)
             out += [f"![{fig.caption}]({rel})", "", f"*{fig.caption}*", ""]
         if sec.findings:
             out += ["| claim | verdict | numbers |", "|---|---|---|"]
-            out += [f"| {f.claim} | **{verdict(f)}** | {f.evidence} |" for f in sec.findings]
+            out += [
+                f"| {cell(f.claim)} | **{verdict(f)}** | {cell(f.evidence)} |" for f in sec.findings
+            ]
             out.append("")
     return "\n".join(out)
 

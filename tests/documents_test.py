@@ -59,3 +59,8 @@ def test_fmt():
     assert render.fmt(1.25, 1) in ("1.2", "1.3")
     assert render.fmt(None) == "–" and render.fmt(float("nan")) == "–"
     assert render.fmt(7) == "7" and render.fmt("x") == "x"
+
+
+def test_pipes_in_cells_are_escaped():
+    assert render.cell("mean |x|") == "mean \\|x\\|"
+    assert render.cell(1.25) in ("1.2", "1.3")
