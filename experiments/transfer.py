@@ -58,6 +58,8 @@ def main(argv):
             preset=network.preset,
             model_overrides=network.overrides(data_cfg.crop),
             regime="pretrain",
+            init_from="",  # each network's start is the transplant (jaxcnn.transfer)
+            init_step=-1,
         ),
     )
     cfg = dataclasses.replace(cfg, class_files=tuple(os.path.abspath(p) for p in cfg.class_files))

@@ -107,3 +107,24 @@ def test_config_errors(cfg):
         experiment.TransferConfig(cfg.data, cfg.train, class_files=("a",))
     assert experiment.best_k_mean([0.1, 0.5, 0.3], 2) == pytest.approx(0.4)
     assert experiment.best_k_mean([0.1], 10) == pytest.approx(0.1)
+
+
+def test_the_script_runs_a_grid_end_to_end(cfg, tmp_path):
+    """experiments/transfer.py itself (its flags build every config), on the tiny toyworld."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "transfer.py")
+    args = [
+        f"--dataset={cfg.data.dataset}", f"--data_dir={cfg.data.data_dir}", "--crop=32",
+        "--resize=36", "--width=0.125", "--fc_width=32", "--num_steps=2", "--batch_size=8",
+        "--eval_every=2", "--checkpoint_every=2", "--log_every=1", "--num_local_devices=1",
+        "--treatments=BnB", "--depths=1", "--best_k=1", f"--run_dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, script, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list((tmp_path / "run").rglob("report.md"))
