@@ -71,6 +71,9 @@ class StudyConfig:
         5, "Train/test splits per probe, for mean +- std and the verdicts (docs/methods.md §13)."
     )
     # Detection (docs/methods.md §9.2): R-CNN on det_target, optional (slow on a CPU).
+    # Transferability (docs/methods.md §11): Yosinski et al.'s grid on `source`, optional.
+    transfer: bool = _f(False, "Also run the AnB / BnB transfer grid on the source dataset.")
+    transfer_steps: int = _f(240, "Iterations of each of the transfer grid's 30 networks.")
     detection: bool = _f(False, "Also run R-CNN detection on det_target (Tables 1, 2, 8 DET).")
     detect_images: int = _f(200, "Detection training and test images, each (0: all).")
     detect_steps: int = _f(150, "Window fine-tuning iterations (ft, fc-ft; scratch twice).")
@@ -91,7 +94,7 @@ class StudyConfig:
         """Sizes and step counts, each error naming its flag (before any stage runs)."""
         positive = ("crop", "pretrain_steps", "pretrain_batch", "finetune_steps")
         positive += ("finetune_batch", "scratch_steps", "batch_size", "pretrain_lr_step")
-        positive += ("finetune_lr_step", "detect_steps", "probe_splits")
+        positive += ("finetune_lr_step", "detect_steps", "probe_splits", "transfer_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")

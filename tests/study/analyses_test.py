@@ -199,3 +199,28 @@ def test_detection_is_optional_and_reports_its_tables(tmp_path):
     rows = sections[0].tables[0].rows
     assert [r[0] for r in rows] == ["none", "ft", "fc-ft", "scratch"]
     assert rows[1][1:4] == (47.6, 53.1, 54.1) and len(found) == 4
+
+
+def test_transfer_is_optional_with_the_toy_grid_settings_and_reports_its_section(tmp_path):
+    from jaxcnn.study import StudyConfig, runs
+    from jaxcnn.study.analyses import ANALYSES, transferability
+    from tests.transfer.findings_test import PAPER, _rows
+
+    def names(cfg):
+        return [a.name for a in ANALYSES if a.enabled(cfg)]
+
+    assert "transfer" not in names(StudyConfig())
+    assert "transfer" in names(StudyConfig(transfer=True))
+    cfg = StudyConfig(transfer=True, toyworld_seed=2)
+    t = transferability.transfer_config(cfg)
+    # experiments/flags/transfer_toy.flags: 240 x 64, lr x0.1 at 180, top-1 every 60, 2 best
+    assert (t.train.num_steps, t.train.batch_size, t.train.lr_step_size) == (240, 64, 180)
+    assert (t.train.eval_every, t.best_k, t.data.crop) == (60, 2, 64)
+    assert t.data.dataset == runs.dataset_name(cfg, cfg.source)
+    rows = [{**r, "final": r["best"]} for r in _rows(PAPER)]
+    (tmp_path / "report").mkdir()  # the run writes its report there
+    sections, found = transferability.report(
+        {"result": {"rows": rows, "val_count": 2500, "best_k": 2}, "out_dir": str(tmp_path)}
+    )
+    assert sections[0].title.startswith("Transfer between halves") and len(found) == 3
+    assert (tmp_path / "report" / "transfer.png").exists()
