@@ -13,6 +13,7 @@ def test_registered_analyses_are_distinct_and_complete():
         "probe-ablations",
         "probe-transfer",
         "selectivity",
+        "transfer",
         "detection",
     ]
     assert all(callable(a.run) and callable(a.report) and a.weight > 0 for a in study.ANALYSES)
