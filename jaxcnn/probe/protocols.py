@@ -347,6 +347,11 @@ def multiclass_probe(
     )
     acc_L = np.nanmean(np.asarray(acc_FxL), axis=0)
     best = int(np.argmax(np.nan_to_num(acc_L, nan=-np.inf)))
+    return _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, acc_L, selected_on)
+
+
+def _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, acc_L, selected_on):
+    """Fit every class at cost index `best`, predict the test rows by argmax, score them."""
     w, b = fitter.fit(np.full(num_classes, best))
     pred = np.asarray(jnp.argmax(xs_te @ w + b[None, :], axis=1))
     accuracy = metrics.mean_per_class_accuracy(jnp.asarray(pred), jnp.asarray(y_te), num_classes)
@@ -368,15 +373,5 @@ def _multiclass_fixed(x_tr, y_tr, x_te, y_te, num_classes, protocol, cost) -> Mu
     y = jnp.where(jax.nn.one_hot(y_tr, num_classes) > 0, 1.0, -1.0).astype(xs_tr.dtype)
     base_cost = jnp.where(y > 0, protocol.positive_weight, 1.0).astype(xs_tr.dtype)
     fitter = _fitter(xs_tr, y, base_cost, protocol)
-    w, b = fitter.fit(np.full(num_classes, best))
-    pred = np.asarray(jnp.argmax(xs_te @ w + b[None, :], axis=1))
-    accuracy = metrics.mean_per_class_accuracy(jnp.asarray(pred), jnp.asarray(y_te), num_classes)
-    return MulticlassResult(
-        protocol=protocol.name,
-        accuracy=float(accuracy),
-        cost=protocol.costs[best],
-        costs=protocol.costs,
-        selection_accuracy_L=np.full(len(protocol.costs), np.nan),
-        selected_on="given",
-        test_pred_N=pred,
-    )
+    nan_L = np.full(len(protocol.costs), np.nan)
+    return _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, nan_L, "given")
