@@ -8,9 +8,10 @@ Layout of ``out_dir``::
 
 Before the first row, the files' whole size is reserved on disk (``posix_fallocate``,
 `jaxcnn.storage.space`): a full disk is an ``ENOSPC`` error naming the folder and the bytes
-needed, never a bus error in a memory-mapped write. Rows are written in example order. After
-each batch the memory maps are flushed and then the manifest is replaced atomically
-(`jaxcnn.storage.write_json`), so ``rows_done`` never counts a row that is not on disk. A later
+needed, never a bus error in a memory-mapped write. Rows are written in example order. Every
+``COMMIT_SECONDS`` and at the end the memory maps are flushed and then the manifest is replaced
+atomically (`jaxcnn.storage.write_json`), so ``rows_done`` never counts a row that is not on
+disk (rows written after the last commit are redone by a resumed run). A later
 call with the same ``out_dir``, taps and ``num_examples`` resumes at ``rows_done``: batches that
 lie wholly before it are skipped without running the model (the batch iterable must yield the
 same examples in the same order). ``load_features`` refuses extractions that are not complete.
@@ -24,6 +25,7 @@ the computation.
 
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +37,9 @@ from jaxcnn.train import devices
 
 MANIFEST = "manifest.json"
 VERSION = 1
+# Finished rows are flushed and recorded in the manifest at most this often (flushing every
+# batch cost a quarter of a GT-box extraction's time); an interrupted run redoes the rest.
+COMMIT_SECONDS = 10.0
 
 
 def _write_manifest(out_dir, manifest):
@@ -48,6 +53,19 @@ def read_manifest(out_dir):
         raise ValueError(f"no feature extraction in {out_dir}: {MANIFEST} is missing")
     with open(path) as f:
         return json.load(f)
+
+
+def is_complete(out_dir, taps, num_examples) -> bool:
+    """Whether `out_dir` holds a finished extraction of exactly `taps` over `num_examples` rows
+    (then reading it needs no pass over the images)."""
+    if not os.path.exists(os.path.join(out_dir, MANIFEST)):
+        return False
+    manifest = read_manifest(out_dir)
+    return (
+        bool(manifest.get("complete"))
+        and manifest.get("num_examples") == num_examples
+        and set(manifest.get("taps", {})) == set(taps)
+    )
 
 
 def _valid_rows(batch, index):
@@ -140,20 +158,26 @@ def _open_outputs(out_dir, taps, shapes, dtype, num_examples):
     return arrays, manifest
 
 
-def _write_rows(arrays, manifest, out_dir, outputs, mask, start, progress):
-    """Copy one batch's valid rows to the memmaps, flush, then commit the manifest."""
-    done = manifest["rows_done"]
+def _write_rows(arrays, manifest, outputs, mask, start, progress) -> int:
+    """Copy one batch's valid rows to the memmaps; returns the end row (not yet committed)."""
     end = start + int(mask.sum())
-    skip = max(done - start, 0)  # rows of this batch already on disk from an earlier run
+    skip = max(manifest["rows_done"] - start, 0)  # rows already on disk from an earlier run
     for name, array in arrays.items():
         rows = np.asarray(outputs[name])[: len(mask)][mask]
         array[start + skip : end] = rows[skip:]
+    if progress is not None:
+        progress(end, manifest["num_examples"])
+    return end
+
+
+def _commit(arrays, manifest, out_dir, end) -> None:
+    """Flush the memmaps, then record `end` rows as done in the manifest (a resumed run
+    continues there)."""
+    for array in arrays.values():
         array.flush()
     manifest["rows_done"] = end
     manifest["complete"] = end == manifest["num_examples"]
     _write_manifest(out_dir, manifest)
-    if progress is not None:
-        progress(end, manifest["num_examples"])
 
 
 def extract_features(
@@ -187,26 +211,35 @@ def extract_features(
         raise ValueError(f"num_examples must be positive, got {num_examples}")
     forward, params, place = devices.data_parallel(make_forward(module, taps), params)
     arrays = manifest = pending = None
-    pos = 0
-    for index, batch in enumerate(batches):
-        mask = _valid_rows(batch, index)
-        images = np.asarray(batch["image"], np.float32)
-        if arrays is None:
-            spec = jax.ShapeDtypeStruct(images.shape, jnp.float32)
-            shapes = jax.eval_shape(make_forward(module, taps), params, spec)
-            shapes = {name: s.shape[1:] for name, s in shapes.items()}
-            arrays, manifest = _open_outputs(out_dir, taps, shapes, dtype, num_examples)
-        start, pos = pos, pos + int(mask.sum())
-        if pos > num_examples:
-            raise ValueError(f"batch {index} brings the row count to {pos} > {num_examples}")
-        if pos <= manifest["rows_done"]:
-            continue  # already on disk
-        outputs = forward(params, place(images))  # dispatched asynchronously
-        if pending is not None:
-            _write_rows(arrays, manifest, out_dir, *pending, progress)
-        pending = (outputs, mask, start)
+    pos, committed = 0, time.monotonic()
+    written = 0
+    try:
+        for index, batch in enumerate(batches):
+            mask = _valid_rows(batch, index)
+            images = np.asarray(batch["image"], np.float32)
+            if arrays is None:
+                spec = jax.ShapeDtypeStruct(images.shape, jnp.float32)
+                shapes = jax.eval_shape(make_forward(module, taps), params, spec)
+                shapes = {name: s.shape[1:] for name, s in shapes.items()}
+                arrays, manifest = _open_outputs(out_dir, taps, shapes, dtype, num_examples)
+            start, pos = pos, pos + int(mask.sum())
+            if pos > num_examples:
+                raise ValueError(f"batch {index} brings the row count to {pos} > {num_examples}")
+            if pos <= manifest["rows_done"]:
+                continue  # already on disk
+            outputs = forward(params, place(images))  # dispatched asynchronously
+            if pending is not None:
+                written = _write_rows(arrays, manifest, *pending, progress)
+                if time.monotonic() - committed > COMMIT_SECONDS:
+                    _commit(arrays, manifest, out_dir, written)
+                    committed = time.monotonic()
+            pending = (outputs, mask, start)
+    except BaseException:  # keep what was written (KeyboardInterrupt included)
+        if manifest is not None and written > manifest["rows_done"]:
+            _commit(arrays, manifest, out_dir, written)
+        raise
     if pending is not None:
-        _write_rows(arrays, manifest, out_dir, *pending, progress)
+        _commit(arrays, manifest, out_dir, _write_rows(arrays, manifest, *pending, progress))
     if manifest is None or manifest["rows_done"] < num_examples:
         done = 0 if manifest is None else manifest["rows_done"]
         raise ValueError(

@@ -157,22 +157,22 @@ def extract(
     interruption continues from the last finished chunk.
     """
     source, transform, names = open_view(fs)
-    params = checkpoints.restore_params(run_dir, step)  # verified; the metadata read is then free
     check_input(run_dir, step, fs)
     module = model.module_from_run(run_dir, step)
     loader = lambda: pipeline.eval_loader(source, batch_size=batch_size, transform=transform)  # noqa: E731
     os.makedirs(out_dir, exist_ok=True)
     sink: dict = {}
-    extraction.extract_features(
-        module,
-        params,
-        _label_pass(loader(), sink),
-        taps=tuple(taps),
-        out_dir=out_dir,
-        num_examples=len(source),
-        progress=progress,
-    )
     label_file = os.path.join(out_dir, "labels.npz")
+    if not (os.path.exists(label_file) and extraction.is_complete(out_dir, taps, len(source))):
+        extraction.extract_features(
+            module,
+            checkpoints.restore_params(run_dir, step),  # verified
+            _label_pass(loader(), sink),
+            taps=tuple(taps),
+            out_dir=out_dir,
+            num_examples=len(source),
+            progress=progress,
+        )
     if not os.path.exists(label_file):
         if sum(len(v) for v in sink.get("label", [])) != len(source):
             sink = {}  # the extraction skipped batches: read the labels in one pass

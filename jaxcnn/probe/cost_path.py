@@ -2,8 +2,9 @@
 
 Folds are index arrays ``(train_FxT, train_mask_FxT, held_FxH, held_mask_FxH)`` padded to equal
 width (padding indexes row 0 with mask False and zero loss weight), so every fold, cost and
-class runs in one jitted computation: ``vmap`` over folds of a ``scan`` over the ascending
-costs, each cost warm-started from the previous solution.
+class runs in one jitted computation: a sequential ``lax.map`` over folds (a ``vmap`` runs every
+fold's Newton and CG loops until the slowest fold stops, and was slower on a CPU) of a ``scan``
+over the ascending costs, each cost warm-started from the previous solution.
 
 In Gram form (``N ≤ 2(D + 1)``) one matrix ``G = X̃X̃ᵀ`` serves everything: each fold solves on
 its sub-block ``G[train, train]`` and scores its held-out rows with ``G[held, train] @ a``; the
@@ -72,7 +73,7 @@ def _cv_gram(gram_NxN, y_NxK, base_cost_NxK, costs_L, folds, *, options):
         solve = lambda a, c: svm.solve_gram(gram, y, c * cost, a, options=options)[0]
         return _scan_costs(solve, jnp.zeros_like(cost), costs_L)
 
-    a_FxLxTxK = jax.vmap(path)(gram_FxTxT, y_FxTxK, cost_FxTxK)
+    a_FxLxTxK = jax.lax.map(lambda a: path(*a), (gram_FxTxT, y_FxTxK, cost_FxTxK))
     cross_FxHxT = jax.vmap(lambda h, t: gram_NxN[h][:, t])(held_FxH, train_FxT)
     return jnp.einsum("fht,fltk->flhk", cross_FxHxT, a_FxLxTxK), a_FxLxTxK
 
@@ -92,7 +93,7 @@ def _cv_primal(x_NxD, y_NxK, base_cost_NxK, costs_L, folds, s, *, options):
         init = jnp.zeros((x.shape[1] + 1, y.shape[1]), x.dtype)
         return _scan_costs(solve, init, costs_L)
 
-    w_FxLxMxK = jax.vmap(path)(x_FxTxD, y_FxTxK, cost_FxTxK)
+    w_FxLxMxK = jax.lax.map(lambda a: path(*a), (x_FxTxD, y_FxTxK, cost_FxTxK))
     x_FxHxD = jnp.take(x_NxD, held_FxH, axis=0)
     scores = jnp.einsum("fhd,fldk->flhk", x_FxHxD, w_FxLxMxK[:, :, :-1])
     return scores + s * w_FxLxMxK[:, :, None, -1], w_FxLxMxK

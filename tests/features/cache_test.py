@@ -82,3 +82,30 @@ def test_retrained_run_in_the_same_dir_gets_new_features(tmp_path, tiny_dir):
     # a second path to the same checkpoint shares the folder
     (tmp_path / "link").symlink_to(run_dir)
     assert cache.folder(str(tmp_path / "link"), 2, fs)[1] == second_dir
+
+
+def test_a_finished_extraction_is_read_without_a_pass_over_the_images(
+    tmp_path, tiny_dir, monkeypatch
+):
+    run_dir = tmp_path / "run"
+    fs = features.FeatureSet(
+        "toyworld/scenes_tiny", "test", data_dir=tiny_dir, crop=32, resize=36, max_examples=8
+    )
+    cache = features.FeatureCache(tmp_path / "out", batch_size=4)
+    _train(run_dir, seed=0)
+    first = cache.get(str(run_dir), None, fs, taps=("fc7",))
+    fc7, labels = np.array(first["taps"]["fc7"]), np.array(first["labels"])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished extraction ran again")
+
+    monkeypatch.setattr(features.sets.extraction, "extract_features", refuse)
+    monkeypatch.setattr(features.sets.pipeline, "eval_loader", refuse)
+    again = cache.get(str(run_dir), None, fs, taps=("fc7",))
+    np.testing.assert_array_equal(again["taps"]["fc7"], fc7)
+    np.testing.assert_array_equal(again["labels"], labels)
+    # other taps are a different extraction: refused as before, not silently mixed
+    monkeypatch.undo()
+    _, folder = cache.folder(str(run_dir), None, fs)
+    with pytest.raises(ValueError, match="different extraction"):
+        features.extract(str(run_dir), None, fs, str(folder), taps=("fc6",), batch_size=4)
