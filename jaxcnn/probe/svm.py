@@ -213,9 +213,20 @@ def solve_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK=None, *, options=DEFAULT_OPTION
 
 
 def solve_primal(
-    x_NxD, y_NxK, cost_NxK, w0_MxK=None, *, intercept_scaling, options=DEFAULT_OPTIONS
+    x_NxD,
+    y_NxK,
+    cost_NxK,
+    w0_MxK=None,
+    *,
+    intercept_scaling,
+    feature_mask_DxK=None,
+    options=DEFAULT_OPTIONS,
 ):
     """Primal-form solve; ``w̃`` is ``[D + 1, K]`` with the scaled-bias weight last.
+
+    ``feature_mask_DxK`` (optional, 0 / 1): problem k sees only the features with mask 1, i.e.
+    it is the SVM on ``x * mask[:, k]`` (a feature it does not see has weight 0, its only
+    gradient being the L2 penalty), with every problem sharing the one ``x``.
 
     Returns ``(w_tilde_MxK, decision_NxK, info)``.
     """
@@ -223,11 +234,12 @@ def solve_primal(
     dim = x_NxD.shape[1]
     if w0_MxK is None:
         w0_MxK = jnp.zeros((dim + 1, y_NxK.shape[1]), x_NxD.dtype)
+    mask = 1.0 if feature_mask_DxK is None else feature_mask_DxK.astype(x_NxD.dtype)
     # Xᵀ as its own row-major copy: XLA:CPU's products with a transposed operand inside the
     # loops ran about 3x slower (the barrier keeps XLA from folding the transpose back in).
     xt_DxN = jax.lax.optimization_barrier(x_NxD.T)
-    fwd = lambda v: x_NxD @ v[:dim] + s * v[dim:]
-    bwd = lambda q: jnp.concatenate([xt_DxN @ q, s * jnp.sum(q, axis=0, keepdims=True)], 0)
+    fwd = lambda v: x_NxD @ (mask * v[:dim]) + s * v[dim:]
+    bwd = lambda q: jnp.concatenate([mask * (xt_DxN @ q), s * jnp.sum(q, axis=0, keepdims=True)], 0)
 
     def newton_point(d, v, f, stop2_K):
         del f
@@ -256,6 +268,7 @@ def fit_linear_svm(
     positive_weight=1.0,
     sample_weight=None,
     intercept_scaling=1.0,
+    feature_mask=None,
     options=DEFAULT_OPTIONS,
 ):
     """Fit K one-vs-rest squared-hinge linear SVMs at once, same objective as ``LinearSVC``.
@@ -271,11 +284,14 @@ def fit_linear_svm(
       positive_weight: loss weight of the positive examples (``class_weight[1]``).
       sample_weight: optional ``[N]`` or ``[N, K]`` ≥ 0 per-example loss weights; 0 excludes.
       intercept_scaling: the constant feature ``s`` standing for the (regularised) bias.
+      feature_mask: optional ``[D, K]`` of 0 / 1: problem k is the SVM on the features with
+        mask 1 only (the others get weight 0); all K problems share ``x`` (primal form).
       options: ``SolverOptions`` (static).
 
     Returns:
       ``(w, b)``: ``w`` ``[D]`` / ``[D, K]`` and ``b`` scalar / ``[K]``; decision values are
-      ``x @ w + b``. Jittable (``options`` static); the Gram form is used when ``N ≤ 2(D+1)``.
+      ``x @ w + b``. Jittable (``options`` static); the Gram form is used when ``N ≤ 2(D+1)``
+      and no ``feature_mask`` is given.
     """
     x = jnp.asarray(x)
     y = jnp.asarray(y)
@@ -301,11 +317,19 @@ def fit_linear_svm(
             raise ValueError(f"sample_weight must be [N] or [N, K], got {jnp.shape(sample_weight)}")
         cost_NxK = cost_NxK * sw
     s = jnp.asarray(intercept_scaling, x.dtype)
-    if n <= 2 * (dim + 1):
+    if feature_mask is not None and jnp.shape(feature_mask) != (dim, k):
+        raise ValueError(
+            f"feature_mask must be [D, K] = [{dim}, {k}], got {jnp.shape(feature_mask)}"
+        )
+    if n <= 2 * (dim + 1) and feature_mask is None:
         gram = x @ x.T + s * s
         a, _, _ = solve_gram(gram, y_NxK, cost_NxK, options=options)
         w, b = x.T @ a, s * s * jnp.sum(a, axis=0)  # w̃ = X̃ᵀa, so b = s·(s·Σa)
     else:
-        v, _, _ = solve_primal(x, y_NxK, cost_NxK, intercept_scaling=s, options=options)
+        v, _, _ = solve_primal(
+            x, y_NxK, cost_NxK, intercept_scaling=s, feature_mask_DxK=feature_mask, options=options
+        )
         w, b = v[:dim], s * v[dim]
+        if feature_mask is not None:  # exactly 0 where masked (the iterates never move them)
+            w = w * feature_mask
     return (w[:, 0], b[0]) if single else (w, b)

@@ -102,3 +102,21 @@ def test_bad_inputs_raise():
         svm.fit_linear_svm(x, y, C=np.ones(3))
     with pytest.raises(ValueError, match="sample_weight"):
         svm.fit_linear_svm(x, y, C=1.0, sample_weight=np.ones(3))
+
+
+@pytest.mark.parametrize("n,d", [(50, 80), (200, 12)])
+def test_feature_mask_fits_each_problem_on_its_features_only(n, d):
+    x, y = _problem(n, d, seed=7)
+    rng = np.random.default_rng(1)
+    mask = rng.random((d, 3)) < 0.5
+    mask[0, 0], mask[:, 2] = False, True  # column 2: every feature; column 0 lacks feature 0
+    ys = np.stack([y, -y, y], axis=1)
+    w, b = _fit(x, ys, C=1.0, feature_mask=mask)
+    w, b = np.asarray(w), np.asarray(b)
+    assert np.all(w[~mask] == 0.0)
+    for k in range(3):
+        cols = np.flatnonzero(mask[:, k])
+        want = _sklearn_decision(x[:, cols], ys[:, k], C=1.0)
+        assert _rel_err(x @ w[:, k] + b[k], want) < 1e-3, k
+    with pytest.raises(ValueError, match="feature_mask"):
+        svm.fit_linear_svm(x, ys, C=1.0, feature_mask=mask[:, :2])
