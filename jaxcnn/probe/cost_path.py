@@ -100,9 +100,9 @@ def _cv_primal(x_NxD, y_NxK, base_cost_NxK, costs_L, folds, s, *, options):
 
 
 @functools.partial(jax.jit, static_argnames="options")
-def _fit_gram(x_NxD, gram_NxN, y_NxK, cost_NxK, a0_NxK, s, *, options):
-    a, _, _ = svm.solve_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK, options=options)
-    return x_NxD.T @ a, s * s * jnp.sum(a, axis=0)
+def _fit_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK, *, options):
+    """The coefficients ``a`` (compiled once per N and K, whatever the feature width)."""
+    return svm.solve_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK, options=options)[0]
 
 
 @functools.partial(jax.jit, static_argnames="options")
@@ -181,6 +181,7 @@ class CostPathFitter:
                 warm = sol.mean(axis=0)
         if self.gram is not None:
             warm = jnp.zeros((n, k), self.x.dtype) if warm is None else jnp.asarray(warm)
-            return _fit_gram(self.x, self.gram, self.y, cost, warm, self.s, options=self.options)
+            a = _fit_gram(self.gram, self.y, cost, warm, options=self.options)
+            return self.x.T @ a, self.s * self.s * jnp.sum(a, axis=0)  # w̃ = X̃ᵀa
         warm = jnp.zeros((self.x.shape[1] + 1, k), self.x.dtype) if warm is None else warm
         return _fit_primal(self.x, self.y, cost, jnp.asarray(warm), self.s, options=self.options)
