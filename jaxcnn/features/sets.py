@@ -13,6 +13,7 @@ every view: multi-label sets as int8 ``[N, C]`` with VOC's devkit coding (1 pres
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 
@@ -126,6 +127,51 @@ def open_view(fs: FeatureSet):
     return source, pipeline.EvalTransform(mean, crop=fs.crop), source.class_names
 
 
+# Preprocessed images (or warped boxes) of a feature set stay in memory for the next checkpoint
+# extracted on it (the study runs up to 9 networks over the same images): sets up to MEMO_BYTES
+# each, the most recent MEMO_TOTAL_BYTES in all. Larger sets are read and preprocessed anew.
+MEMO_BYTES = 256 * 2**20
+MEMO_TOTAL_BYTES = 1024 * 2**20
+_memo: collections.OrderedDict = collections.OrderedDict()
+
+
+def _remember(fs: FeatureSet, records: dict) -> None:
+    _memo[fs] = records
+    _memo.move_to_end(fs)
+    while sum(v["image"].nbytes for v in _memo.values()) > MEMO_TOTAL_BYTES:
+        _memo.popitem(last=False)
+
+
+def _array_batches(records: dict, batch_size: int):
+    n = len(records["image"])
+    for start in range(0, n, batch_size):
+        batch = {k: v[start : start + batch_size] for k, v in records.items()}
+        rows = len(batch["image"])
+        pad = batch_size - rows
+        if pad:  # a full-size last batch (one compiled shape), padding rows masked out
+            batch = {k: np.concatenate([v, np.repeat(v[-1:], pad, 0)]) for k, v in batch.items()}
+        yield {**batch, "mask": np.arange(batch_size) < rows}
+
+
+def _batches(fs: FeatureSet, source, transform, batch_size: int):
+    """`fs`'s preprocessed batches: from memory if an earlier extraction in this process kept
+    them, else one pass of the loader (kept for the next checkpoint when small enough)."""
+    if fs in _memo:
+        _memo.move_to_end(fs)
+        yield from _array_batches(_memo[fs], batch_size)
+        return
+    keep = {} if len(source) * fs.crop**2 * 3 * 4 <= MEMO_BYTES else None
+    for batch in pipeline.eval_loader(source, batch_size=batch_size, transform=transform):
+        if keep is not None:
+            real = np.asarray(batch["mask"], bool)
+            for key in ("image", "label", "difficult"):
+                if key in batch:
+                    keep.setdefault(key, []).append(np.asarray(batch[key])[real])
+        yield batch
+    if keep:
+        _remember(fs, {k: np.concatenate(v) for k, v in keep.items()})
+
+
 def _label_pass(batches, sink: dict):
     """Yield `batches` unchanged, collecting the labels (and difficult flags) of real rows."""
     for batch in batches:
@@ -167,7 +213,7 @@ def extract(
         extraction.extract_features(
             module,
             checkpoints.restore_params(run_dir, step),  # verified
-            _label_pass(loader(), sink),
+            _label_pass(_batches(fs, source, transform, batch_size), sink),
             taps=tuple(taps),
             out_dir=out_dir,
             num_examples=len(source),

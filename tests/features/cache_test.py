@@ -109,3 +109,36 @@ def test_a_finished_extraction_is_read_without_a_pass_over_the_images(
     _, folder = cache.folder(str(run_dir), None, fs)
     with pytest.raises(ValueError, match="different extraction"):
         features.extract(str(run_dir), None, fs, str(folder), taps=("fc6",), batch_size=4)
+
+
+@pytest.mark.parametrize("view", ["image", "gt_boxes"])
+def test_a_second_checkpoint_reads_the_preprocessed_set_from_memory(
+    tmp_path, tiny_dir, monkeypatch, view
+):
+    fs = features.FeatureSet(
+        "toyworld/scenes_tiny", "test", view, "trainval", data_dir=tiny_dir, crop=32, resize=36,
+        max_examples=7,
+    )  # fmt: skip
+    _train(tmp_path / "a", seed=0)
+    _train(tmp_path / "b", seed=1)
+    monkeypatch.setattr(features.sets, "_memo", features.sets.collections.OrderedDict())
+    extract = lambda run, out: features.extract(  # noqa: E731
+        str(tmp_path / run), None, fs, str(tmp_path / out), taps=("conv5", "fc7"), batch_size=4
+    )
+    extract("a", "a1")
+    assert fs in features.sets._memo
+    with monkeypatch.context() as m:
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the images were read again")
+
+        m.setattr(features.sets.pipeline, "eval_loader", refuse)
+        held = extract("b", "b_memory")
+    features.sets._memo.clear()
+    streamed = extract("b", "b_stream")
+    for tap in ("conv5", "fc7"):
+        np.testing.assert_array_equal(held["taps"][tap], streamed["taps"][tap])
+    np.testing.assert_array_equal(held["labels"], streamed["labels"])
+    if view == "gt_boxes":
+        np.testing.assert_array_equal(held["difficult"], streamed["difficult"])
+        assert streamed["num_examples"] > 7  # boxes of 7 images, last batch padded
