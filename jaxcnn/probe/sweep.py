@@ -182,21 +182,37 @@ def probe_layers(
     return out
 
 
+# Scores of the probes run in this process, by their features' folders and settings: a cell
+# that two analyses share (e.g. the final snapshot's layers in Tables 3 and 7) is fitted once.
+_scores: dict = {}
+
+
 def probe(
     cache_, run, step, task_sets, grid, protocol: str, taps=TAP_NAMES, splits: int = 1
 ) -> dict:
     """`probe_layers` on the features of checkpoint (`run`, `step`) read through a
-    `jaxcnn.features.FeatureCache`; `task_sets` = (train set, test set, task, classes)."""
-    train, test, task, num_classes = cache_.pair(run, step, task_sets, taps)
-    return probe_layers(
-        train,
-        test,
-        grid,
-        task=task,
-        num_classes=num_classes,
-        protocol=protocols.PROTOCOLS[protocol],
-        splits=splits,
-    )
+    `jaxcnn.features.FeatureCache`; `task_sets` = (train set, test set, task, classes). A cell
+    already scored in this process on the same feature folders and settings is not refitted."""
+    folders = tuple(str(cache_.folder(run, step, fs)[1]) for fs in task_sets[:2])
+    key = lambda cell: (folders, *task_sets[2:], *cell, protocol, splits)  # noqa: E731
+    todo = [cell for cell in grid if key(cell) not in _scores]
+    if todo:
+        train, test, task, num_classes = cache_.pair(run, step, task_sets, taps)
+        fresh = probe_layers(
+            train,
+            test,
+            todo,
+            task=task,
+            num_classes=num_classes,
+            protocol=protocols.PROTOCOLS[protocol],
+            splits=splits,
+        )
+        for layer, ablation in todo:
+            _scores[key((layer, ablation))] = fresh[layer][ablation]
+    out: dict = {}
+    for layer, ablation in grid:
+        out.setdefault(layer, {})[ablation] = _scores[key((layer, ablation))]
+    return out
 
 
 def cv_cost(protocol: str, train: dict, *, layer: str = "conv5", ablation: str = "sp-max") -> float:

@@ -129,3 +129,43 @@ def test_given_costs_skip_selection_and_must_be_on_the_grid():
     again = probe.multiclass_probe(x_tr, y_tr, x_te, y_te, num_classes=3, cost=chosen.cost)
     assert fixed.cost == 1.0 and fixed.selected_on == "given"
     assert again.accuracy == pytest.approx(chosen.accuracy, abs=1e-6)
+
+
+class _Cache:
+    """A feature cache over fixed features; counts the reads. Checkpoints are named by `run`."""
+
+    def __init__(self, pairs):
+        self.pairs, self.reads = pairs, 0
+
+    def folder(self, run, step, fs):
+        return step, f"/features/{run}-{fs}"
+
+    def pair(self, run, step, task_sets, taps):
+        self.reads += 1
+        train, test = self.pairs[run]
+        return train, test, task_sets[2], task_sets[3]
+
+
+def test_probe_fits_a_cell_once_per_process(monkeypatch):
+    rng = np.random.default_rng(3)
+    pairs = {r: (_task(rng, 30), _task(rng, 24)) for r in ("a", "b")}
+    cache = _Cache(pairs)
+    monkeypatch.setattr(probe.sweep, "_scores", {})
+    sets = ("train", "test", "multilabel", 3)
+    first = probe.probe(cache, "a", None, sets, [("conv5", "none")], "voc07_c20", splits=2)
+    both = probe.probe(
+        cache, "a", None, sets, [("conv5", "none"), ("fc7", "none")], "voc07_c20", splits=2
+    )
+    assert cache.reads == 2 and both["conv5"] == first["conv5"]  # only fc7 was new
+    again = probe.probe(cache, "a", None, sets, [("fc7", "none")], "voc07_c20", splits=2)
+    assert cache.reads == 2 and again["fc7"] == both["fc7"]
+    # another checkpoint, split count or protocol is another cell
+    other = probe.probe(cache, "b", None, sets, [("fc7", "none")], "voc07_c20", splits=2)
+    one = probe.probe(cache, "a", None, sets, [("fc7", "none")], "voc07_c20", splits=1)
+    assert cache.reads == 4 and other["fc7"] != both["fc7"]
+    assert one["fc7"]["none"] == both["fc7"]["none"][0]  # split 0 is the given partition
+    want = probe.probe_layers(
+        *pairs["a"], [("fc7", "none")], task="multilabel", num_classes=3,
+        protocol=probe.PROTOCOLS["voc07_c20"], splits=2,
+    )  # fmt: skip
+    assert both["fc7"]["none"] == want["fc7"]["none"]
