@@ -11,7 +11,9 @@ A thin adapter from a dataset name to the trainer's data contract (see `jaxcnn.t
   ground-truth box, warped with R-CNN's context padding (``jaxcnn.data.boxes.GtBoxSource``,
   the PASCAL-DET-GT stand-in), randomly mirrored for training.
 
-Every process reads its own shard (``jax.process_index()`` of ``jax.process_count()``); the
+Training splits that fit in ``memory_mib`` are read once into memory and batched there
+(`jaxcnn.data.memory`, same contract); larger ones stream through grain. Every process reads its
+own shard (``jax.process_index()`` of ``jax.process_count()``); the
 training iterator's state is JSON and restores exactly.
 """
 
@@ -27,7 +29,7 @@ from absl import flags
 from etils import epath
 
 from jaxcnn import storage
-from jaxcnn.data import boxes, pipeline, sources
+from jaxcnn.data import boxes, memory, pipeline, preprocess, sources
 
 MEAN_KINDS = ("image", "channel")
 
@@ -54,6 +56,11 @@ class DataConfig:
         0, "Validate on the first N images (GT boxes: all boxes of those images; 0: all)."
     )
     worker_count: int = _f(0, "grain worker processes (0: in-process).")
+    memory_mib: int = _f(
+        2048,
+        "Training records held in memory when the split fits in this many MiB, each read once "
+        "(jaxcnn.data.memory); larger splits, or 0, stream through grain.",
+    )
 
     def __post_init__(self):
         if self.mean_kind not in MEAN_KINDS:
@@ -180,6 +187,9 @@ def train_iterator(
     whole training split's)."""
     mean = _mean(cfg)
     source = _source(cfg, cfg.train_split, mean, classes=classes)
+    in_memory = _memory_batches(cfg, source, mean, batch_size=batch_size, seed=seed)
+    if in_memory is not None:
+        return in_memory
     if not isinstance(source, boxes.GtBoxSource):
         return pipeline.StatefulIterator(
             pipeline.train_loader(
@@ -213,6 +223,44 @@ def train_iterator(
         operations=[_Mirror(), grain.transforms.Batch(batch_size, drop_remainder=True)],
     )
     return pipeline.StatefulIterator(loader)
+
+
+def _memory_batches(cfg: DataConfig, source, mean, *, batch_size: int, seed: int):
+    """`memory.MemoryBatches` over `source` when its records fit in ``cfg.memory_mib``, else None.
+    GT boxes are held warped (float32), images decoded at the resize size (uint8)."""
+    import jax  # the process index and count only; batches stay on the host
+
+    gt = isinstance(source, boxes.GtBoxSource)
+    shape = (cfg.crop, cfg.crop, 3) if gt else (cfg.resize, cfg.resize, 3)
+    dtype = np.float32 if gt else np.uint8
+    budget = cfg.memory_mib * 2**20
+    if len(source) * int(np.prod(shape)) * np.dtype(dtype).itemsize > budget:
+        return None
+    if gt:
+
+        def fetch(i):
+            return source[i]["image"], source.labels[i]
+
+        key = memory.source_key(source, "gt", source.out_size, source.pad, source.mean.tobytes())
+    else:
+
+        def fetch(i):
+            record = source[i]
+            return preprocess.resize_image(record["image"], cfg.resize), record["label"]
+
+        key = memory.source_key(source, "image", cfg.resize)
+    records = memory.store(
+        key, fetch, len(source), shape, dtype, budget_bytes=budget, name=repr(source)
+    )
+    return memory.MemoryBatches(
+        records,
+        batch_size=batch_size,
+        seed=seed,
+        mean_SxSx3=None if gt else mean,
+        crop=None if gt else cfg.crop,
+        shard_index=jax.process_index(),
+        shard_count=jax.process_count(),
+    )
 
 
 def eval_batches(

@@ -25,8 +25,9 @@ def _cfg(data_dir, **kw):
     )
 
 
-def test_train_batches_and_exact_resume(data_dir):
-    cfg = _cfg(data_dir)
+@pytest.mark.parametrize("memory_mib", [0, 2048])  # streamed through grain, held in memory
+def test_train_batches_and_exact_resume(data_dir, memory_mib):
+    cfg = _cfg(data_dir, memory_mib=memory_mib)
     assert train_data.num_classes(cfg) == 100
     it = train_data.train_iterator(cfg, batch_size=8, seed=3)
     first = next(it)
@@ -59,6 +60,19 @@ def test_ground_truth_boxes(data_dir):
     batch = next(train_data.train_iterator(cfg, batch_size=8, seed=0))
     assert batch["image"].shape == (8, 64, 64, 3)
     assert batch["label"].min() >= 0 and batch["label"].max() < 20
+    # held in memory and streamed: the same warped crops (each as it is or mirrored), same labels
+    streamed = train_data.train_iterator(
+        dataclasses.replace(cfg, memory_mib=0), batch_size=8, seed=0
+    )
+    boxes = train_data._source(cfg, "train", train_data._mean(cfg))
+    for got in (batch, next(streamed)):
+        for image, label in zip(got["image"], got["label"], strict=True):
+            match = [
+                j for j, crop in ((j, boxes[j]["image"]) for j in range(len(boxes)))
+                if boxes.labels[j] == label
+                and any(np.array_equal(image, c) for c in (crop, crop[:, ::-1]))
+            ]  # fmt: skip
+            assert match, "every example is a warped GT box of its label, possibly mirrored"
     count = sum(int(b["mask"].sum()) for b in train_data.eval_batches(cfg, batch_size=16)())
     assert count >= 40  # 40 test images, 1-4 objects each
     # eval_examples counts images: every box of the first 5 test images, as FeatureSet does.

@@ -1,0 +1,161 @@
+"""Tests for jaxcnn.data.memory: crops equal to preprocess.crop_subtract at some valid window,
+whole epochs, determinism, exact resumption across an epoch end, shards, final-array records,
+the store's reuse and eviction, and the errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from jaxcnn.data import memory, preprocess
+
+S, CROP, N = 6, 4, 10
+
+
+def _images():
+    rng = np.random.default_rng(0)  # random pixels: a crop names its image and window uniquely
+    return rng.integers(0, 256, (N, S, S, 3)).astype(np.uint8), rng
+
+
+def _store(data, labels, key="k", budget=2**30):
+    return memory.store(
+        key, lambda i: (data[i], labels[i]), len(data), data.shape[1:], data.dtype,
+        budget_bytes=budget,
+    )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    memory.clear()
+    yield
+    memory.clear()
+
+
+def _windows(image, mean):
+    """Every (y, x, mirror) crop of `image`, by the reference crop_subtract."""
+    for y, x, m in itertools.product(range(S - CROP + 1), range(S - CROP + 1), (False, True)):
+        yield (y, x, m), preprocess.crop_subtract(image, mean, crop=CROP, y=y, x=x, mirror=m)
+
+
+def test_each_example_is_a_window_of_its_image_minus_the_mean():
+    images, rng = _images()
+    labels = np.arange(N) % 3
+    mean = rng.uniform(0, 255, (S, S, 3)).astype(np.float32)
+    it = memory.MemoryBatches(
+        _store(images, labels), batch_size=5, seed=1, mean_SxSx3=mean, crop=CROP
+    )
+    seen, windows = [], set()
+    for _ in range(4):  # two epochs
+        batch = next(it)
+        assert batch["image"].shape == (5, CROP, CROP, 3) and batch["image"].dtype == np.float32
+        assert batch["label"].dtype == np.int32
+        for example, label in zip(batch["image"], batch["label"], strict=True):
+            hits = [
+                (i, w) for i in range(N) for w, ref in _windows(images[i], mean)
+                if np.array_equal(ref, example)
+            ]  # fmt: skip
+            assert len(hits) == 1, "exactly one (image, window, mirror) gives this example"
+            ((i, window),) = hits
+            assert label == labels[i]
+            seen.append(i)
+            windows.add(window)
+    assert sorted(seen[:10]) == list(range(N)) and sorted(seen[10:]) == list(range(N))
+    assert len(windows) > 4 and {w[2] for w in windows} == {False, True}  # random, both mirrors
+
+
+def test_deterministic_and_resumes_exactly_across_epochs():
+    images, rng = _images()
+    mean = np.zeros((S, S, 3), np.float32)
+    make = lambda seed: memory.MemoryBatches(  # noqa: E731
+        _store(images, np.arange(N)), batch_size=3, seed=seed, mean_SxSx3=mean, crop=CROP
+    )
+    a, b, c = make(7), make(7), make(8)
+    run_a = [next(a) for _ in range(7)]  # 3 batches an epoch (10 // 3): crosses two epoch ends
+    run_b = [next(b) for _ in range(7)]
+    for x, y in zip(run_a, run_b, strict=True):
+        np.testing.assert_array_equal(x["image"], y["image"])
+    assert not all(np.array_equal(x["image"], next(c)["image"]) for x in run_a)
+    again = make(7)
+    for _ in range(2):
+        next(again)
+    state = again.get_state()
+    resumed = make(7)
+    resumed.set_state(state)
+    for want in run_a[2:]:
+        got = next(resumed)
+        np.testing.assert_array_equal(got["image"], want["image"])
+        np.testing.assert_array_equal(got["label"], want["label"])
+    with pytest.raises(ValueError, match="streaming"):
+        resumed.set_state({"iterations_done": 3})  # grain's state
+    with pytest.raises(ValueError, match="seed"):
+        make(8).set_state(state)
+    other = memory.MemoryBatches(
+        _store(images, np.arange(N)), batch_size=3, seed=7, mean_SxSx3=mean, crop=CROP,
+        shard_index=1, shard_count=2,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="process 0 of 1"):
+        other.set_state(state)
+
+
+def test_shards_split_each_epoch_and_drop_the_same_remainder():
+    data = np.arange(N, dtype=np.float32).reshape(N, 1, 1, 1) * np.ones((1, 2, 2, 3), np.float32)
+    store = _store(data, np.arange(N))
+    shards = [
+        memory.MemoryBatches(store, batch_size=2, seed=0, shard_index=p, shard_count=2)
+        for p in range(2)
+    ]
+    assert all(s.batches_per_epoch == 2 for s in shards)  # 10 // (2 * 2)
+    labels = [np.concatenate([next(s)["label"] for _ in range(2)]) for s in shards]
+    assert not set(labels[0]) & set(labels[1]) and len(set(labels[0]) | set(labels[1])) == 8
+    for s in shards:
+        batch = next(s)  # the next epoch
+        # final arrays are returned as they are or mirrored, never cropped
+        np.testing.assert_array_equal(batch["image"][:, 0, 0, 0], batch["label"].astype(float))
+
+
+def test_final_arrays_are_only_mirrored():
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(N, 3, 3, 3)).astype(np.float32)
+    it = memory.MemoryBatches(_store(data, np.arange(N)), batch_size=N, seed=0)
+    batch = next(it)
+    mirrored = 0
+    for example, i in zip(batch["image"], batch["label"], strict=True):
+        same = np.array_equal(example, data[i])
+        flipped = np.array_equal(example, data[i][:, ::-1])
+        assert same or flipped
+        mirrored += flipped
+    assert 0 < mirrored < N
+
+
+def test_store_is_shared_by_key_and_evicts_the_oldest():
+    calls = []
+    data = np.zeros((4, 2, 2, 3), np.uint8)  # 48 bytes
+
+    def fetch(i):
+        calls.append(i)
+        return data[i], 0
+
+    first = memory.store("a", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100)
+    assert calls == [0, 1, 2, 3]  # read in order, once
+    assert memory.store("a", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100) is first
+    assert calls == [0, 1, 2, 3]
+    memory.store("b", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100)  # 96 bytes: both kept
+    memory.store("c", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100)  # 144: "a" goes
+    assert memory.store("a", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100) is not first
+
+
+def test_errors():
+    images, _ = _images()
+    store = _store(images, np.arange(N))
+    with pytest.raises(ValueError, match="both"):
+        memory.MemoryBatches(store, batch_size=2, seed=0, crop=CROP)
+    with pytest.raises(ValueError, match="no batch"):
+        memory.MemoryBatches(store, batch_size=11, seed=0, mean_SxSx3=np.zeros((S, S, 3)), crop=2)
+    with pytest.raises(ValueError, match="do not fit"):
+        memory.MemoryBatches(
+            store, batch_size=2, seed=0, mean_SxSx3=np.zeros((S, S, 3)), crop=S + 1
+        )
+    with pytest.raises(ValueError, match="shape"):
+        memory.store(
+            "bad", lambda i: (np.zeros((2, 2, 3)), 0), 2, (3, 3, 3), np.uint8, budget_bytes=10**6
+        )
