@@ -8,6 +8,7 @@ each record is fetched once, in order, into a per-process store (`RecordStore`, 
 runs of one process that train on the same records: the study's four detection fine-tunings warp
 each box once); after that a batch of random crops takes ~3 ms.
 
+`eval_batches` makes one ordered, padded pass as `jaxcnn.data.pipeline.eval_loader` does.
 `MemoryBatches` has the contract of `jaxcnn.data.pipeline.StatefulIterator` (infinite batches
 ``{'image': float32 [B, crop, crop, 3], 'label': int32 [B]}``, ``get_state`` / ``set_state``
 resuming exactly). Order and crops depend only on (seed, epoch, record index): epoch e draws, from
@@ -100,6 +101,42 @@ def source_key(source, *parts) -> str:
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+def eval_batches(
+    records: RecordStore,
+    *,
+    batch_size: int,
+    mean_SxSx3: np.ndarray | None = None,
+    crop: int | None = None,
+    shard_index: int = 0,
+    shard_count: int = 1,
+):
+    """One ordered pass over `records` as `jaxcnn.data.pipeline.eval_loader` makes it: centre
+    crops minus the mean's centre window (`preprocess.center_crop`; final arrays as they are),
+    ``mask`` True for real rows, ``index`` the record index (-1 for padding). The records are
+    padded to a multiple of ``batch_size * shard_count``; process p takes positions p, p + P, ...,
+    so every process gets the same number of full batches and each record is seen once."""
+    n, per = records.size, batch_size * shard_count
+    positions = np.arange(shard_index, -(-n // per) * per, shard_count)
+    if crop is not None:
+        off = (records.data.shape[1] - crop) // 2
+        mean = np.asarray(mean_SxSx3, np.float32)[off : off + crop, off : off + crop]
+    for lo in range(0, len(positions), batch_size):
+        index = positions[lo : lo + batch_size]
+        real = index < n
+        safe = np.where(real, index, 0)
+        data = records.data[safe]
+        if crop is None:
+            image = data.astype(np.float32)
+        else:
+            image = data[:, off : off + crop, off : off + crop].astype(np.float32) - mean
+        yield {
+            "image": image,
+            "label": records.labels[safe],
+            "mask": real,
+            "index": np.where(real, index, -1).astype(np.int64),
+        }
 
 
 class MemoryBatches:

@@ -11,10 +11,10 @@ A thin adapter from a dataset name to the trainer's data contract (see `jaxcnn.t
   ground-truth box, warped with R-CNN's context padding (``jaxcnn.data.boxes.GtBoxSource``,
   the PASCAL-DET-GT stand-in), randomly mirrored for training.
 
-Training splits that fit in ``memory_mib`` are read once into memory and batched there
-(`jaxcnn.data.memory`, same contract); larger ones stream through grain. Every process reads its
-own shard (``jax.process_index()`` of ``jax.process_count()``); the
-training iterator's state is JSON and restores exactly.
+Training and validation splits that fit in ``memory_mib`` are read once into memory and batched
+there (`jaxcnn.data.memory`, same contracts); larger ones stream through grain. Every process
+reads its own shard (``jax.process_index()`` of ``jax.process_count()``); the training iterator's
+state is JSON and restores exactly.
 """
 
 from __future__ import annotations
@@ -225,11 +225,10 @@ def train_iterator(
     return pipeline.StatefulIterator(loader)
 
 
-def _memory_batches(cfg: DataConfig, source, mean, *, batch_size: int, seed: int):
-    """`memory.MemoryBatches` over `source` when its records fit in ``cfg.memory_mib``, else None.
-    GT boxes are held warped (float32), images decoded at the resize size (uint8)."""
-    import jax  # the process index and count only; batches stay on the host
-
+def _memory_records(cfg: DataConfig, source):
+    """The process's `memory.RecordStore` of `source` when its records fit in
+    ``cfg.memory_mib`` (GT boxes warped as float32, images decoded at the resize size as
+    uint8), else None."""
     gt = isinstance(source, boxes.GtBoxSource)
     shape = (cfg.crop, cfg.crop, 3) if gt else (cfg.resize, cfg.resize, 3)
     dtype = np.float32 if gt else np.uint8
@@ -249,9 +248,19 @@ def _memory_batches(cfg: DataConfig, source, mean, *, batch_size: int, seed: int
             return preprocess.resize_image(record["image"], cfg.resize), record["label"]
 
         key = memory.source_key(source, "image", cfg.resize)
-    records = memory.store(
+    return memory.store(
         key, fetch, len(source), shape, dtype, budget_bytes=budget, name=repr(source)
     )
+
+
+def _memory_batches(cfg: DataConfig, source, mean, *, batch_size: int, seed: int):
+    """`memory.MemoryBatches` over `source` when it fits in memory (`_memory_records`)."""
+    import jax  # the process index and count only; batches stay on the host
+
+    records = _memory_records(cfg, source)
+    if records is None:
+        return None
+    gt = isinstance(source, boxes.GtBoxSource)
     return memory.MemoryBatches(
         records,
         batch_size=batch_size,
@@ -277,6 +286,18 @@ def eval_batches(
     )
 
     def batches():
+        import jax  # the process index and count only; batches stay on the host
+
+        records = _memory_records(cfg, source)
+        if records is not None:
+            return memory.eval_batches(
+                records,
+                batch_size=batch_size,
+                mean_SxSx3=None if transform is None else mean,
+                crop=None if transform is None else cfg.crop,
+                shard_index=jax.process_index(),
+                shard_count=jax.process_count(),
+            )
         return iter(
             pipeline.eval_loader(
                 source, batch_size=batch_size, transform=transform, worker_count=cfg.worker_count

@@ -159,3 +159,30 @@ def test_errors():
         memory.store(
             "bad", lambda i: (np.zeros((2, 2, 3)), 0), 2, (3, 3, 3), np.uint8, budget_bytes=10**6
         )
+
+
+def test_eval_pass_centre_crops_each_record_once_over_shards():
+    images, rng = _images()
+    mean = rng.uniform(0, 255, (S, S, 3)).astype(np.float32)
+    store = _store(images, np.arange(N) % 4)
+    shards = [
+        list(memory.eval_batches(store, batch_size=3, mean_SxSx3=mean, crop=CROP,
+                                 shard_index=p, shard_count=2))
+        for p in range(2)
+    ]  # fmt: skip
+    assert len(shards[0]) == len(shards[1]) == 2  # 10 records padded to 12 = 2 x 2 x 3
+    seen = []
+    for batches in shards:
+        for batch in batches:
+            assert batch["image"].shape == (3, CROP, CROP, 3)
+            for image, label, real, i in zip(
+                batch["image"], batch["label"], batch["mask"], batch["index"], strict=True
+            ):
+                if not real:
+                    assert i == -1
+                    continue
+                want = preprocess.center_crop(images[i], mean, crop=CROP)
+                np.testing.assert_array_equal(image, want)
+                assert label == i % 4
+                seen.append(int(i))
+    assert sorted(seen) == list(range(N))

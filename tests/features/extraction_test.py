@@ -176,6 +176,15 @@ def test_single_device_forward_matches(model):
     got = forward(params, images)
     assert set(got) == {"conv3", "fc6"}
     np.testing.assert_allclose(got["conv3"], want["conv3"], rtol=1e-5, atol=1e-6)
+    # one function per (module config, taps): extractions from several networks of the same
+    # geometry share one jit cache entry instead of compiling the forward each time
+    same = type(module)(module.config)
+    assert extraction.make_forward(same, ("conv3", "fc6")) is extraction.make_forward(
+        module, ("conv3", "fc6")
+    )
+    assert extraction.make_forward(module, ("fc6",)) is not extraction.make_forward(
+        module, ("conv3", "fc6")
+    )
 
 
 def test_full_disk_is_a_clear_error_and_a_rerun_completes(model, small_disk, fill_disk):

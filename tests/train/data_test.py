@@ -44,14 +44,30 @@ def test_train_batches_and_exact_resume(data_dir, memory_mib):
         np.testing.assert_array_equal(got["label"], want["label"])
 
 
-def test_eval_pass_sees_each_example_once(data_dir):
-    batches = list(train_data.eval_batches(_cfg(data_dir), batch_size=32)())
+@pytest.mark.parametrize("memory_mib", [0, 2048])
+def test_eval_pass_sees_each_example_once(data_dir, memory_mib):
+    batches = list(train_data.eval_batches(_cfg(data_dir, memory_mib=memory_mib), batch_size=32)())
     assert all(b["image"].shape == (32, 64, 64, 3) for b in batches)
     mask = np.concatenate([b["mask"] for b in batches])
     labels = np.concatenate([b["label"] for b in batches])[mask]
     assert mask.sum() == 100 and sorted(labels.tolist()) == list(range(100))  # 1 per class
     few = list(train_data.eval_batches(_cfg(data_dir, eval_examples=10), batch_size=8)())
     assert sum(int(b["mask"].sum()) for b in few) == 10
+
+
+@pytest.mark.parametrize("dataset", ["toyworld/source_tiny", "toyworld/scenes_tiny"])
+def test_eval_batches_from_memory_equal_the_streamed_ones(data_dir, dataset):
+    cfg = _cfg(data_dir, dataset=dataset, gt_boxes="scenes" in dataset, eval_split="test")
+    if "source" in dataset:
+        cfg = dataclasses.replace(cfg, eval_split="validation")
+    held = list(train_data.eval_batches(cfg, batch_size=16)())
+    streamed = list(
+        train_data.eval_batches(dataclasses.replace(cfg, memory_mib=0), batch_size=16)()
+    )
+    assert len(held) == len(streamed) > 1
+    for a, b in zip(held, streamed, strict=True):
+        for key in ("image", "label", "mask"):
+            np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_ground_truth_boxes(data_dir):
