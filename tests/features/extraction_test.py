@@ -178,7 +178,8 @@ def test_single_device_forward_matches(model):
     np.testing.assert_allclose(got["conv3"], want["conv3"], rtol=1e-5, atol=1e-6)
     # one function per (module config, taps): extractions from several networks of the same
     # geometry share one jit cache entry instead of compiling the forward each time
-    same = type(module)(module.config)
+    same = module.clone()
+    assert same is not module
     assert extraction.make_forward(same, ("conv3", "fc6")) is extraction.make_forward(
         module, ("conv3", "fc6")
     )
