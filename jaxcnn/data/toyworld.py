@@ -30,7 +30,7 @@ from array_record.python import array_record_module
 from etils import epath
 from tensorflow_datasets.proto import tf_example_pb2
 
-from jaxcnn.data import preprocess
+from jaxcnn.data import memory, preprocess
 from jaxcnn.data import toyworld_world as world
 
 PARTS = world.PARTS
@@ -139,6 +139,7 @@ class Toyworld(tfds.core.GeneratorBasedBuilder):
         self._num_workers = num_workers if num_workers is not None else os.cpu_count()
         self._pool = pool  # a multiprocessing pool shared by several builders (optional)
         self.pixel_sums = {}  # split -> (float64 [S, S, 3] sum of decoded images, count)
+        self.decoded = {}  # split -> [uint8 [n, S, S, 3] decoded images, int labels] per shard
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -195,10 +196,13 @@ class Toyworld(tfds.core.GeneratorBasedBuilder):
                 yield from self._collect(tasks, pool.imap(world.generate_shard, tasks))
 
     def _collect(self, tasks, shards):
-        """Yields the examples; adds each shard's pixel sum to `pixel_sums[split]`."""
-        for task, (examples, pixel_sum) in zip(tasks, shards, strict=True):
+        """Yields the examples; adds each shard's pixel sum to `pixel_sums[split]` and, for the
+        classification parts, its decoded images and labels to `decoded[split]`."""
+        for task, (examples, pixel_sum, decoded) in zip(tasks, shards, strict=True):
             total, count = self.pixel_sums.get(task.split, (0.0, 0))
             self.pixel_sums[task.split] = (total + pixel_sum, count + len(examples))
+            if task.part != "scenes":
+                self.decoded.setdefault(task.split, []).append((decoded, task.chunk))
             yield from examples
 
 
@@ -239,7 +243,20 @@ def prepare(
     for path in sorted(epath.Path(builder.data_dir).glob("*.array_record-*")):
         _canonicalise_records(path)
     _store_means(builder)
+    _store_decoded(builder)
     return builder
+
+
+def _store_decoded(builder: Toyworld) -> None:
+    """Stores each classification split's decoded images in record order
+    (`jaxcnn.data.memory.decoded_file`), which training reads instead of decoding every JPEG
+    again (docs/methods.md §3.7)."""
+    size = builder.builder_config.image_size
+    for split, shards in builder.decoded.items():
+        images = np.concatenate([images for images, _ in shards])
+        labels = np.concatenate([labels for _, labels in shards]).astype(np.int32)
+        path = memory.decoded_file(builder.data_dir, split, len(images), size)
+        memory.save_decoded(path, images, labels)
 
 
 def _store_means(builder: Toyworld) -> None:

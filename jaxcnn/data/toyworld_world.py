@@ -267,10 +267,11 @@ class ShardTask(NamedTuple):
     config_name: str
 
 
-def generate_shard(task: ShardTask) -> tuple[list[tuple[str, dict]], np.ndarray]:
+def generate_shard(task: ShardTask) -> tuple[list[tuple[str, dict]], np.ndarray, np.ndarray]:
     """Draws one shard: ([(key, TFDS example with JPEG bytes)], float64 [S, S, 3] sum of the
-    decoded JPEGs, for the split's mean). Runs in workers; the generator is seeded by
-    (seed, part, split, shard) only."""
+    decoded JPEGs, for the split's mean, uint8 [n, S, S, 3] the decoded JPEGs themselves, as
+    readers will see them). Runs in workers; the generator is seeded by (seed, part, split,
+    shard) only."""
     rng = np.random.default_rng([task.seed, PARTS.index(task.part), task.split_id, task.shard])
     size = task.image_size
     if task.part == "scenes":
@@ -279,12 +280,12 @@ def generate_shard(task: ShardTask) -> tuple[list[tuple[str, dict]], np.ndarray]
         images = sample_source(rng, task.chunk, size)
     else:
         images = sample_places(rng, task.chunk, size)
-    out, pixel_sum = [], np.zeros((size, size, 3), np.float64)
+    out, decoded = [], np.zeros((len(images), size, size, 3), np.uint8)
     for i, image in enumerate(images):
         name = f"toyworld_{task.config_name}_{task.split}_{task.shard * SHARD_SIZE + i:06d}.jpg"
         jpeg = encode_jpeg(image, task.jpeg_quality)
-        with Image.open(io.BytesIO(jpeg)) as decoded:  # what readers will see
-            pixel_sum += np.asarray(decoded, dtype=np.uint8)
+        with Image.open(io.BytesIO(jpeg)) as seen:  # what readers will see
+            decoded[i] = np.asarray(seen, dtype=np.uint8)
         if task.part == "scenes":
             objs = objects[i]
             example = {
@@ -297,4 +298,4 @@ def generate_shard(task: ShardTask) -> tuple[list[tuple[str, dict]], np.ndarray]
         else:
             example = {"image": jpeg, "label": int(task.chunk[i]), "file_name": name}
         out.append((name, example))
-    return out, pixel_sum
+    return out, decoded.sum(axis=0, dtype=np.float64), decoded

@@ -248,9 +248,20 @@ def _memory_records(cfg: DataConfig, source):
             return preprocess.resize_image(record["image"], cfg.resize), record["label"]
 
         key = memory.source_key(source, "image", cfg.resize)
-    return memory.store(
-        key, fetch, len(source), shape, dtype, budget_bytes=budget, name=repr(source)
-    )
+
+    def make():
+        whole = isinstance(source, sources.Source) and np.array_equal(
+            source.indices, np.arange(len(source))
+        )
+        if whole:  # a whole split: its preparation may have stored it decoded
+            path = memory.decoded_file(source.dataset_dir, source.split, len(source), cfg.resize)
+            if os.path.exists(path):
+                loaded = memory.load_decoded(path, fetch)
+                if loaded is not None:
+                    return loaded
+        return memory.RecordStore(fetch, len(source), shape, dtype, name=repr(source))
+
+    return memory.store(key, make, budget_bytes=budget)
 
 
 def _memory_batches(cfg: DataConfig, source, mean, *, batch_size: int, seed: int):

@@ -3,6 +3,7 @@ whole epochs, determinism, exact resumption across an epoch end, shards, final-a
 the store's reuse and eviction, and the errors."""
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -18,10 +19,12 @@ def _images():
 
 
 def _store(data, labels, key="k", budget=2**30):
-    return memory.store(
-        key, lambda i: (data[i], labels[i]), len(data), data.shape[1:], data.dtype,
-        budget_bytes=budget,
-    )  # fmt: skip
+    def make():
+        return memory.RecordStore(
+            lambda i: (data[i], labels[i]), len(data), data.shape[1:], data.dtype
+        )
+
+    return memory.store(key, make, budget_bytes=budget)
 
 
 @pytest.fixture(autouse=True)
@@ -135,13 +138,16 @@ def test_store_is_shared_by_key_and_evicts_the_oldest():
         calls.append(i)
         return data[i], 0
 
-    first = memory.store("a", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100)
+    def make():
+        return memory.RecordStore(fetch, 4, (2, 2, 3), np.uint8)
+
+    first = memory.store("a", make, budget_bytes=100)
     assert calls == [0, 1, 2, 3]  # read in order, once
-    assert memory.store("a", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100) is first
+    assert memory.store("a", make, budget_bytes=100) is first
     assert calls == [0, 1, 2, 3]
-    memory.store("b", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100)  # 96 bytes: both kept
-    memory.store("c", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100)  # 144: "a" goes
-    assert memory.store("a", fetch, 4, (2, 2, 3), np.uint8, budget_bytes=100) is not first
+    memory.store("b", make, budget_bytes=100)  # 96 bytes: both kept
+    memory.store("c", make, budget_bytes=100)  # 144: "a" goes
+    assert memory.store("a", make, budget_bytes=100) is not first
 
 
 def test_errors():
@@ -156,9 +162,7 @@ def test_errors():
             store, batch_size=2, seed=0, mean_SxSx3=np.zeros((S, S, 3)), crop=S + 1
         )
     with pytest.raises(ValueError, match="shape"):
-        memory.store(
-            "bad", lambda i: (np.zeros((2, 2, 3)), 0), 2, (3, 3, 3), np.uint8, budget_bytes=10**6
-        )
+        memory.RecordStore(lambda i: (np.zeros((2, 2, 3)), 0), 2, (3, 3, 3), np.uint8)
 
 
 def test_eval_pass_centre_crops_each_record_once_over_shards():
@@ -186,3 +190,18 @@ def test_eval_pass_centre_crops_each_record_once_over_shards():
                 assert label == i % 4
                 seen.append(int(i))
     assert sorted(seen) == list(range(N))
+
+
+def test_decoded_file_round_trip_and_a_mismatch_is_not_used(tmp_path):
+    images, _ = _images()
+    labels = np.arange(N) % 3
+    path = memory.decoded_file(tmp_path, "train", N, S)
+    memory.save_decoded(path, images, labels)
+    assert os.listdir(tmp_path) == [os.path.basename(path)]  # no temporary file left
+    loaded = memory.load_decoded(path, lambda i: (images[i], labels[i]))
+    np.testing.assert_array_equal(loaded.data, images)
+    np.testing.assert_array_equal(loaded.labels, labels)
+    assert loaded.size == N and loaded.nbytes == images.nbytes
+    other = images.copy()
+    other[N - 1, 0, 0, 0] ^= 1  # the last record is among those checked
+    assert memory.load_decoded(path, lambda i: (other[i], labels[i])) is None

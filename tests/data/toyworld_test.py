@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from jaxcnn.data import pipeline, sources, toyworld
+from jaxcnn.data import memory, pipeline, sources, toyworld
 
 
 def _record_files(directory):
@@ -76,3 +76,18 @@ def test_stored_mean_equals_a_pass_over_the_split(tiny_dir):
         assert stored.count == fresh.count == len(source)
         np.testing.assert_allclose(stored.image, fresh.image, rtol=0, atol=1e-9)
         np.testing.assert_allclose(stored.channel, fresh.image.mean(axis=(0, 1)), atol=1e-9)
+
+
+def test_stored_decoded_images_equal_the_records_in_order(tiny_dir):
+    # The classification splits are stored decoded, in record order (jaxcnn.data.memory).
+    for name, split in [("toyworld/source_tiny", "train"), ("toyworld/source_tiny", "validation")]:
+        source = sources.open_split(name, split, data_dir=tiny_dir)
+        path = memory.decoded_file(source.dataset_dir, split, len(source), 72)
+        with np.load(path) as z:
+            images, labels = z["images"], z["labels"]
+        assert images.shape == (len(source), 72, 72, 3) and images.dtype == np.uint8
+        for i in range(len(source)):
+            np.testing.assert_array_equal(images[i], source[i]["image"])
+            assert labels[i] == source[i]["label"]
+    scenes = sources.open_split("toyworld/scenes_tiny", "train", data_dir=tiny_dir)
+    assert not [f for f in os.listdir(scenes.dataset_dir) if f.startswith("jaxcnn-decoded")]

@@ -10,9 +10,11 @@ from jaxcnn.data import boxes, toyworld_world
 
 def test_other_seed_gives_other_images():
     task = toyworld_world.ShardTask("source", 0, 0, "train", 0, np.arange(4), 72, 90, "x")
-    same, _ = toyworld_world.generate_shard(task)
-    again, _ = toyworld_world.generate_shard(task)
-    other, _ = toyworld_world.generate_shard(task._replace(seed=1))
+    same, pixel_sum, decoded = toyworld_world.generate_shard(task)
+    again, _, _ = toyworld_world.generate_shard(task)
+    other, _, _ = toyworld_world.generate_shard(task._replace(seed=1))
+    assert decoded.shape == (4, 72, 72, 3) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(pixel_sum, decoded.sum(axis=0, dtype=np.float64))
     assert [e["image"] for _, e in same] == [e["image"] for _, e in again]
     assert all(a["image"] != b["image"] for (_, a), (_, b) in zip(same, other, strict=True))
 
