@@ -12,9 +12,10 @@ parameters and optimizer state per device, and average the gradients (docs/metho
   Multi-process, each process's rows become its part of one global array
   (``jax.make_array_from_process_local_data``).
 
-``auto`` picks ``pmap`` on CPU and ``jit`` on GPUs and TPUs (``jax.default_backend()`` at run
-time): since JAX 0.8 ``pmap`` is implemented on ``jit`` and ``shard_map`` and JAX recommends
-sharded ``jit``; on CPU the existing ``pmap`` path stays the default.
+``auto`` is ``jit`` on every backend: since JAX 0.8 ``pmap`` is implemented on ``jit`` and
+``shard_map`` and JAX recommends sharded ``jit``, and on one CPU device the jitted step of the
+small preset (batch 128) ran 15-20 % faster than the pmapped one (216 vs 252 ms, 199 vs 245 ms,
+alternating in one process on an idle 2-core machine).
 
 A `Runner` hides the difference from the loop: `put_state` / `host_state` move the state
 between one host copy and the devices (checkpoints hold unreplicated host arrays in both
@@ -40,12 +41,12 @@ MESH_AXIS = "data"
 
 
 def resolve(parallelism: str, backend: str | None = None) -> str:
-    """``pmap`` or ``jit``: ``auto`` is ``pmap`` on the CPU backend and ``jit`` elsewhere."""
+    """``pmap`` or ``jit``: ``auto`` is ``jit`` on every backend (module doc); `backend` is
+    accepted for callers that name one and does not change the answer."""
+    del backend
     if parallelism not in PARALLELISMS:
         raise ValueError(f"parallelism must be one of {PARALLELISMS}, got {parallelism!r}")
-    if parallelism != "auto":
-        return parallelism
-    return "pmap" if (backend or jax.default_backend()) == "cpu" else "jit"
+    return "jit" if parallelism == "auto" else parallelism
 
 
 def select_devices(num_local_devices: int) -> list[jax.Device]:

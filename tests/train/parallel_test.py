@@ -126,10 +126,10 @@ def test_jit_resume_is_exact_and_a_pmap_checkpoint_resumes_under_jit(tmp_path):
 
 
 def test_resolve_and_config_choices():
-    assert parallel.resolve("auto", "cpu") == "pmap"
-    assert parallel.resolve("auto", "gpu") == "jit" and parallel.resolve("auto", "tpu") == "jit"
+    assert all(parallel.resolve("auto", b) == "jit" for b in ("cpu", "gpu", "tpu"))
     assert parallel.resolve("pmap", "gpu") == "pmap" and parallel.resolve("jit", "cpu") == "jit"
-    assert parallel.make_runner("auto", batch_size=8).mode == "pmap"  # tests run on CPU
+    assert parallel.make_runner("auto", batch_size=8).mode == "jit"  # tests run on CPU
+    assert parallel.make_runner("pmap", batch_size=8).mode == "pmap"
     with pytest.raises(ValueError, match="parallelism must be one of"):
         parallel.resolve("shard_map")
     with pytest.raises(ValueError, match="parallelism must be one of"):
