@@ -24,9 +24,9 @@ from jaxcnn.study.registry import Context
 from jaxcnn.train import log as training_log
 
 # Cost of the training stages for the progress line's ETA, in minutes of a clean run of
-# experiments/flags/reproduce_toy.flags on a 2-core CPU (one run at 387 pre-training images/s,
-# 2 December 2026); each analysis declares its own weight.
-WEIGHTS = {"data": 1.1, "pretrain": 3.6, "finetune": 0.45, "report": 0.05}
+# experiments/flags/reproduce_toy.flags on a 2-core CPU (mean of seeds 0-2 at 529-603
+# pre-training images/s, 3 December 2026); each analysis declares its own weight.
+WEIGHTS = {"data": 1.05, "pretrain": 2.5, "finetune": 0.37, "report": 0.05}
 
 
 @dataclasses.dataclass

@@ -13,9 +13,10 @@ parameters and optimizer state per device, and average the gradients (docs/metho
   (``jax.make_array_from_process_local_data``).
 
 ``auto`` is ``jit`` on every backend: since JAX 0.8 ``pmap`` is implemented on ``jit`` and
-``shard_map`` and JAX recommends sharded ``jit``, and on one CPU device the jitted step of the
-small preset (batch 128) ran 15-20 % faster than the pmapped one (216 vs 252 ms, 199 vs 245 ms,
-alternating in one process on an idle 2-core machine).
+``shard_map`` and JAX recommends sharded ``jit``. On one CPU device (idle 2-core machine,
+alternating in one process) the jitted step of the small preset was faster for full training
+(batch 128: 216 vs 252 ms and 199 vs 245 ms; batch 64: 108-115 vs 113-130 ms) and ~10 % slower
+for fc-ft (batch 64: 38-41 vs 35-36 ms); the study's training time is mostly full training.
 
 A `Runner` hides the difference from the loop: `put_state` / `host_state` move the state
 between one host copy and the devices (checkpoints hold unreplicated host arrays in both
