@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -107,10 +108,15 @@ def save_decoded(path: str, images_NxSxSx3: np.ndarray, labels_N: np.ndarray) ->
 
 
 def load_decoded(path: str, fetch, *, checks: int = 8) -> RecordStore | None:
-    """The `RecordStore` of a `decoded_file`, or None (with a warning) when `checks` records
-    spread over it differ from `fetch(i)` (a file that does not match its dataset)."""
-    with np.load(path) as z:
-        images, labels = z["images"], z["labels"]
+    """The `RecordStore` of a `decoded_file`, or None (with a warning naming it) when the file
+    is unreadable or `checks` records spread over it differ from `fetch(i)` (a file that does not
+    match its dataset): the caller then decodes the records instead."""
+    try:
+        with np.load(path) as z:
+            images, labels = z["images"], z["labels"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        log.warning("%s is unreadable (%s): not used", path, e)
+        return None
     for i in np.linspace(0, len(labels) - 1, min(checks, len(labels))).astype(int):
         array, label = fetch(int(i))
         if not (np.array_equal(array, images[i]) and label == labels[i]):

@@ -205,3 +205,6 @@ def test_decoded_file_round_trip_and_a_mismatch_is_not_used(tmp_path):
     other = images.copy()
     other[N - 1, 0, 0, 0] ^= 1  # the last record is among those checked
     assert memory.load_decoded(path, lambda i: (other[i], labels[i])) is None
+    with open(path, "r+b") as f:  # a truncated file is not used either
+        f.truncate(os.path.getsize(path) // 2)
+    assert memory.load_decoded(path, lambda i: (images[i], labels[i])) is None
