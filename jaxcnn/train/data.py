@@ -58,8 +58,8 @@ class DataConfig:
     worker_count: int = _f(0, "grain worker processes (0: in-process).")
     memory_mib: int = _f(
         2048,
-        "Training records held in memory when the split fits in this many MiB, each read once "
-        "(jaxcnn.data.memory); larger splits, or 0, stream through grain.",
+        "Training and validation splits held in memory when one fits in this many MiB, each "
+        "record read once (jaxcnn.data.memory); larger splits, or 0, stream through grain.",
     )
 
     def __post_init__(self):
