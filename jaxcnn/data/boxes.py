@@ -177,6 +177,7 @@ class GtBoxSource:
         self.labels = np.array(labels, np.int32)
         self.difficult = np.array(difficult, bool)
         self.report["boxes"] = len(index)
+        self._last = None  # (image index, decoded record) of the last box read
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -186,7 +187,10 @@ class GtBoxSource:
 
     def __getitem__(self, j: int) -> dict:
         i, k = (int(v) for v in self.index[int(j)])
-        record = self.source[i]
+        # Boxes of one image are consecutive: reading them in order decodes each image once.
+        last = self._last
+        record = last[1] if last is not None and last[0] == i else self.source[i]
+        self._last = (i, record)
         crop = warp_box(
             record["image"], record["objects"]["bbox"][k], self.mean, out_size=self.out_size,
             pad=self.pad,

@@ -133,6 +133,33 @@ def test_gt_box_source_on_tiny_scenes(tiny_dir):
     assert batches[0]["image"].shape == (16, 64, 64, 3)
 
 
+def test_gt_box_source_decodes_each_image_once_in_order(tiny_dir):
+    scenes = sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir)
+    mean = np.zeros((32, 32, 3), np.float32)
+    reads = []
+
+    class Counting:  # the source, counting decodes
+        kind, num_classes = scenes.kind, scenes.num_classes
+        __len__, raw, where = scenes.__len__, scenes.raw, scenes.where
+
+        def __getitem__(self, i):
+            reads.append(i)
+            return scenes[i]
+
+    gt = boxes.GtBoxSource(Counting(), out_size=32, mean_OxOx3=mean)
+    order = list(range(len(gt))) + [len(gt) - 1, 0]  # in order, then a repeat, then back
+    got = [gt[j] for j in order]
+    images = [i for i in range(len(scenes)) if scenes[i]["objects"]["label"].size]
+    assert len(gt) > len(images)  # some image has several boxes
+    assert reads == images + [images[0]]
+    for j, record in zip(order, got, strict=True):
+        i, k = (int(v) for v in gt.index[j])
+        expected = boxes.warp_box(
+            scenes[i]["image"], scenes[i]["objects"]["bbox"][k], mean, out_size=32, pad=gt.pad
+        )
+        np.testing.assert_array_equal(record["image"], expected)
+
+
 class _FakeDetection:
     """A detection source double: one image without objects, a one-pixel-high box, one bad."""
 
