@@ -105,3 +105,17 @@ def test_second_study_in_the_same_workdir_is_refused_at_once(tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     locks.acquire(work).release()
+
+
+def test_fc_ft_conv_cells_are_the_pretrained_ones(tiny_study):
+    """fc-ft freezes conv1-5, so Table 2.4's fc-ft conv cells are the pre-trained network's
+    (docs/methods.md §4.6) while its fc cells are its own."""
+    import glob
+    import json
+
+    _, root, _, _ = tiny_study
+    (summary,) = glob.glob(str(root / "work" / "probe-transfer-*" / "stage.json"))
+    gt = json.load(open(summary))["result"]["gt"]
+    for layer in model.CONV_NAMES:
+        assert gt["fc-ft"][layer] == gt["pre-train"][layer]
+    assert gt["fc-ft"]["fc6"] != gt["pre-train"]["fc6"]

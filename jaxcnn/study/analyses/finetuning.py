@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from jaxcnn import probe
 from jaxcnn.documents import Finding, Section, Table, fmt, values
+from jaxcnn.model import CONV_NAMES
 from jaxcnn.storage import jsonable
 from jaxcnn.study import runs
 from jaxcnn.study.config import LAYERS, REGIMES
@@ -30,17 +31,25 @@ def transfer_probes(ctx: Context, out_dir) -> dict:
     def run_probe(run, step, which, grid, splits=cfg.probe_splits):
         return probe.probe(cache, run, step, sets[which], grid, cfg.protocol, splits=splits)
 
-    def per_layer(run):
+    def per_layer(run, convs_of=None):
         """fc7 (it decides findings) on every split, the layers below it on split 0 only
-        (thesis Table 2.4 decides none; docs/methods.md §4.6)."""
+        (thesis Table 2.4 decides none; docs/methods.md §4.6). conv1-5 of a network whose conv
+        parameters equal those of `convs_of` (fc-ft freezes them) are `convs_of`'s cells:
+        equal parameters give equal features and scores."""
+        below = below_fc7
+        reused = {}
+        if convs_of is not None and runs.same_layers(run, convs_of, CONV_NAMES):
+            reused = run_probe(convs_of, None, "gt", [(c, "none") for c in CONV_NAMES], splits=1)
+            below = [cell for cell in below_fc7 if cell[0] not in CONV_NAMES]
         return {
-            **run_probe(run, None, "gt", below_fc7, splits=1),
+            **reused,
+            **run_probe(run, None, "gt", below, splits=1),
             **run_probe(run, None, "gt", fc7),
         }
 
     gt = {"pre-train": per_layer(pre)}
-    for regime in ("ft", "fc-ft"):
-        gt[regime] = per_layer(ft_runs[("det", regime)])
+    gt["ft"] = per_layer(ft_runs[("det", "ft")])
+    gt["fc-ft"] = per_layer(ft_runs[("det", "fc-ft")], convs_of=pre)
     gt["scratch"] = run_probe(ft_runs[("det", "scratch")], None, "gt", fc7)
     scene = {"pre-train": run_probe(pre, None, "scene", fc7)}
     for regime in REGIMES:
