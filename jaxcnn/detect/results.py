@@ -68,15 +68,13 @@ def markdown(table: dict) -> str:
 
 def plot_pr_curves(curves, class_names, aps_K, path: str, *, title: str = "") -> str:
     """A grid of per-class precision-recall curves, each titled with its AP."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: plots may be drawn on several threads
 
     k = len(curves)
     cols = min(5, k)
     rows = -(-k // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.2 * rows), squeeze=False)
+    fig = Figure(figsize=(2.4 * cols, 2.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for c, ax in enumerate(axes.flat):
         if c >= k:
             ax.axis("off")
@@ -89,7 +87,6 @@ def plot_pr_curves(curves, class_names, aps_K, path: str, *, title: str = "") ->
     fig.suptitle(title or "precision (y) vs recall (x)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -99,22 +96,22 @@ def plot_top_detections(images, detections, class_names, path: str, *, per_image
     ``detections[i]`` is a list of ``(class, score, box [x1, y1, x2, y2])`` for image i,
     best first; the first `per_image` are drawn."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: plots may be drawn on several threads
+    from matplotlib.patches import Rectangle
 
     n = len(images)
     cols = min(4, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
-    colours = plt.cm.tab10.colors
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colours = matplotlib.colormaps["tab10"].colors
     for ax, image, dets in zip(axes.flat, images, detections, strict=False):
         ax.imshow(image)
         for r, (c, score, (x1, y1, x2, y2)) in enumerate(dets[:per_image]):
             col = colours[r % len(colours)]
             # Pixel j (1-based) covers [j - 1.5, j - 0.5] in imshow's 0-based centred axes.
             ax.add_patch(
-                plt.Rectangle(
+                Rectangle(
                     (x1 - 1.5, y1 - 1.5), x2 - x1 + 1, y2 - y1 + 1, fill=False, lw=1.2, ec=col
                 )
             )
@@ -131,5 +128,4 @@ def plot_top_detections(images, detections, class_names, path: str, *, per_image
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

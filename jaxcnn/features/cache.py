@@ -14,6 +14,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
+from collections import defaultdict
 from pathlib import Path
 
 from jaxcnn.features import labels as label_codes
@@ -33,6 +35,17 @@ def features_key(digest: str, network: dict, fs: FeatureSet) -> str:
         {"state": digest, "network": network, "set": dataclasses.asdict(fs)}, sort_keys=True
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# One extraction per folder at a time: the study's analyses run on threads and may ask for the
+# same features at once; the second waits and reads what the first wrote.
+_FOLDER_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_LOCKS_LOCK = threading.Lock()
+
+
+def _folder_lock(folder: Path) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _FOLDER_LOCKS[os.fspath(folder)]
 
 
 class FeatureCache:
@@ -55,7 +68,8 @@ class FeatureCache:
     def get(self, run, step: int | None, fs: FeatureSet, taps=TAP_NAMES):
         step, out = self.folder(run, step, fs)
         run_dir = os.fspath(run_dir_of(run))
-        feats = extract(run_dir, step, fs, str(out), taps=taps, batch_size=self.batch_size)
+        with _folder_lock(out):
+            feats = extract(run_dir, step, fs, str(out), taps=taps, batch_size=self.batch_size)
         if fs.view == "gt_boxes":  # per-class AP of boxes: one-vs-rest columns
             feats["box_labels"] = feats["labels"]
             feats["labels"] = label_codes.boxes_as_multilabel(

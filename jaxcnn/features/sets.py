@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import threading
 
 import numpy as np
 
@@ -133,13 +134,15 @@ def open_view(fs: FeatureSet):
 MEMO_BYTES = 256 * 2**20
 MEMO_TOTAL_BYTES = 1024 * 2**20
 _memo: collections.OrderedDict = collections.OrderedDict()
+_memo_lock = threading.Lock()  # extractions may run on several threads (the study's analyses)
 
 
 def _remember(fs: FeatureSet, records: dict) -> None:
-    _memo[fs] = records
-    _memo.move_to_end(fs)
-    while sum(v["image"].nbytes for v in _memo.values()) > MEMO_TOTAL_BYTES:
-        _memo.popitem(last=False)
+    with _memo_lock:
+        _memo[fs] = records
+        _memo.move_to_end(fs)
+        while sum(v["image"].nbytes for v in _memo.values()) > MEMO_TOTAL_BYTES:
+            _memo.popitem(last=False)
 
 
 def _array_batches(records: dict, batch_size: int):
@@ -156,9 +159,12 @@ def _array_batches(records: dict, batch_size: int):
 def _batches(fs: FeatureSet, source, transform, batch_size: int):
     """`fs`'s preprocessed batches: from memory if an earlier extraction in this process kept
     them, else one pass of the loader (kept for the next checkpoint when small enough)."""
-    if fs in _memo:
-        _memo.move_to_end(fs)
-        yield from _array_batches(_memo[fs], batch_size)
+    with _memo_lock:
+        records = _memo.get(fs)
+        if records is not None:
+            _memo.move_to_end(fs)
+    if records is not None:
+        yield from _array_batches(records, batch_size)
         return
     keep = {} if len(source) * fs.crop**2 * 3 * 4 <= MEMO_BYTES else None
     for batch in pipeline.eval_loader(source, batch_size=batch_size, transform=transform):

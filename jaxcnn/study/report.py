@@ -46,10 +46,11 @@ def _images_per_s(pre: StageResult) -> float | None:
     return float(np.median(speeds)) if speeds else None
 
 
-def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
+def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings, *, wall_seconds):
     """Sections of every analysis (in registry order) from its stage `results[name]`, the
     findings checklist, timings; writes report.md, report.html and summary.json (top-1,
-    verdicts, timings: what `experiments/seeds_table.py` compares) into `root`."""
+    verdicts, timings and this call's wall time: what `experiments/seeds_table.py` compares)
+    into `root`."""
     sections, findings = [], []
     for analysis in analyses:
         res = results[analysis.name]
@@ -69,6 +70,7 @@ def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
                 {"claim": f.claim, "verdict": verdict(f), "evidence": f.evidence} for f in findings
             ],
             "timings": [{"stage": n, "seconds": s, "cached": c} for n, s, c in timings],
+            "wall_seconds": wall_seconds,
         },
         indent=1,
     )
@@ -81,8 +83,9 @@ def write(root, analyses, results: dict, pre: StageResult, runs: dict, timings):
             *sections,
             Section(
                 "Stage timings",
-                f"Total {total:.0f} s (stage run times; cached "
-                "stages show the time of the run that made them).",
+                f"This call took {wall_seconds:.0f} s. Stage run times add up to {total:.0f} s: "
+                "analyses run beside the fine-tunings and beside each other; cached stages show "
+                "the time of the run that made them.",
                 (Table(("stage", "seconds", "this call"), timing_rows),),
             ),
         ],

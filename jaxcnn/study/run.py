@@ -4,11 +4,19 @@ Stages: data -> pretrain (snapshots) -> fine-tune {det, scene} x {ft, fc-ft, scr
 from earlier snapshots (Table 4) -> every registered analysis (`jaxcnn.study.analyses`: probes
 over snapshots, over ablations, of the fine-tuned networks, selectivity) -> report. Each analysis
 stage returns plain JSON numbers and writes its figures into its folder.
+
+Analyses run on worker threads (`_Analyses`), each as soon as the stages it needs are done: one
+beside the fine-tunings (which run in the calling thread), two at once after them. A single
+stream of work keeps a 2-core CPU about 80 % busy (compiles, Python and small ops are serial);
+two streams fill the gaps. Results do not depend on the overlap: each stage's numbers come from
+its own computations, which XLA runs the same way whatever else runs (a study run this way gave
+the numbers of the same study run one stage at a time, bit for bit; tests/study/run_test.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,15 +56,22 @@ class Progress:
         self.emit(f"[{100 * frac:5.1f}%] {name:<40s} {how}{eta_txt}")
 
 
-def _training(cfg: StudyConfig, root: Path, done: Callable, emit: Callable) -> tuple:
-    """The data, pre-training and fine-tuning stages -> (stages by name, fine-tuning runs)."""
+def _pretraining(cfg: StudyConfig, root: Path, done: Callable, emit: Callable) -> dict:
+    """The data and pre-training stages, by name."""
 
     def train_log(record):  # pre-training progress: every logged step and the validation
         emit("    pretrain " + training_log.format_progress(record, cfg.pretrain_steps))
 
     data = done(runs.data_stage(cfg, root), "data")
-    pre = done(runs.pretrain_stage(cfg, root, data, train_log), "pretrain")
-    ft_runs = {}
+    return {
+        "data": data,
+        "pretrain": done(runs.pretrain_stage(cfg, root, data, train_log), "pretrain"),
+    }
+
+
+def _finetuning(cfg: StudyConfig, root: Path, trained: dict, ft_runs: dict, done) -> None:
+    """The fine-tuning stages, into `ft_runs` as they finish."""
+    data, pre = trained["data"], trained["pretrain"]
     for target in ("det", "scene"):
         for regime in REGIMES:
             ft_runs[(target, regime)] = done(
@@ -67,7 +82,74 @@ def _training(cfg: StudyConfig, root: Path, done: Callable, emit: Callable) -> t
             runs.finetune_stage(cfg, root, data, pre, "det", "ft", None, from_step=step),
             "finetune",
         )
-    return {"data": data, "pretrain": pre}, ft_runs
+
+
+# Analyses at once after the fine-tunings; beside them, one fewer (module docstring).
+WORKERS = 2
+
+
+class _Analyses:
+    """Runs analyses on `WORKERS` daemon threads: each worker takes the first analysis in registry
+    order whose needs are met (`trained` after pre-training; the rest after `training_done`)
+    and runs it when a slot is free; the caller holds one slot while it trains. Daemon threads,
+    so that an interrupted study exits at once (every stage's result is written atomically: an
+    analysis cut short is run again next time)."""
+
+    def __init__(self, analyses, run_one: Callable):
+        self.run_one = run_one
+        self.todo = list(analyses)
+        self.ready = threading.Condition()
+        self.trained = self.stopped = False
+        self.slots = threading.Semaphore(WORKERS)
+        self.slots.acquire()  # the training's
+        self.results: dict = {}
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(WORKERS)]
+        for thread in self.threads:
+            thread.start()
+
+    def _next(self):
+        """The next analysis to run, waiting until one is ready; None when there is none."""
+        with self.ready:
+            while self.todo and not (self.errors or self.stopped):
+                for analysis in self.todo:
+                    if self.trained or not set(analysis.needs) - {"pretrain"}:
+                        self.todo.remove(analysis)
+                        return analysis
+                self.ready.wait()
+            return None
+
+    def _work(self) -> None:
+        while (analysis := self._next()) is not None:
+            with self.slots:
+                if self.errors or self.stopped:
+                    return
+                try:
+                    self.results[analysis.name] = self.run_one(analysis)
+                except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
+                    self.errors.append(e)
+                    with self.ready:
+                        self.ready.notify_all()
+
+    def training_done(self) -> None:
+        with self.ready:
+            self.trained = True
+            self.ready.notify_all()
+        self.slots.release()
+
+    def stop(self) -> None:
+        """No analysis starts any more (the training failed); running ones end with the process."""
+        self.stopped = True
+        self.training_done()
+
+    def join(self) -> dict:
+        """Every analysis's stage result by name; re-raises the first error of a worker."""
+        for thread in self.threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # wakes for KeyboardInterrupt
+        if self.errors:
+            raise self.errors[0]
+        return self.results
 
 
 def run_study(cfg: StudyConfig, root: str, *, emit: Callable[[str], None] = print) -> dict:
@@ -87,28 +169,46 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
     progress = Progress(total, emit)
     timings = []
 
+    lock = threading.Lock()  # analyses finish on worker threads
+
     def done(res: stages.StageResult, weight_key: str):
         name = res.name if weight_key != "finetune" else Path(res.out_dir).name.rsplit("-", 1)[0]
-        timings.append((name, res.seconds, res.cached))
-        progress.stage(name, weights[weight_key], res.cached, res.seconds)
+        with lock:
+            timings.append((name, res.seconds, res.cached))
+            progress.stage(name, weights[weight_key], res.cached, res.seconds)
         return res
 
-    runs.check_datasets(cfg)  # before any stage: an unprepared real dataset is named now
-    emit(f"study in {root}")
-    trained, ft_runs = _training(cfg, root, done, emit)
-    ctx = Context(cfg, FeatureCache(root, batch_size=cfg.batch_size), trained, ft_runs)
-    results = {}
-    for analysis in analyses:
-        results[analysis.name] = done(
+    def run_one(analysis):
+        return done(
             stages.run_stage(
                 root,
                 analysis.name,
                 analysis.config(cfg),
-                lambda d, a=analysis: a.run(ctx, d),
+                lambda d: analysis.run(ctx, d),
                 upstream=ctx.upstream(analysis.needs),
             ),
             analysis.name,
         )
-    md, html = report.write(root, analyses, results, trained["pretrain"], ft_runs, timings)
+
+    runs.check_datasets(cfg)  # before any stage: an unprepared real dataset is named now
+    emit(f"study in {root}")
+    trained = _pretraining(cfg, root, done, emit)
+    ctx = Context(cfg, FeatureCache(root, batch_size=cfg.batch_size), trained, {})
+    side = _Analyses(analyses, run_one)
+    try:
+        _finetuning(cfg, root, trained, ctx.runs, done)
+    except BaseException:
+        side.stop()
+        raise
+    side.training_done()
+    results = side.join()
+    # Training stages in their order, then the analyses in registry order (as they may finish
+    # in another): one row order for every run (experiments/seeds_table.py lines runs up).
+    names = [a.name for a in analyses]
+    timings.sort(key=lambda t: names.index(t[0]) if t[0] in names else -1)
+    wall = time.perf_counter() - progress.start
+    md, html = report.write(
+        root, analyses, results, trained["pretrain"], ctx.runs, timings, wall_seconds=wall
+    )
     progress.stage("report", WEIGHTS["report"], False, 0.0)
     return {"report_md": str(md), "report_html": str(html), "timings": timings}

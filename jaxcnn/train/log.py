@@ -90,14 +90,12 @@ def format_progress(record: dict, num_steps: int) -> str:
 def plot_curves(records: list[dict], path: str, *, title: str = "") -> None:
     """Training loss, training and validation top-1 (and validation top-5) against step, written
     atomically to `path` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: plots may be drawn on several threads
 
     train = [r for r in records if r["split"] == "train"]
     val = [r for r in records if r["split"] == "val"]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
     ax_loss.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="val")
     ax_loss.set(xlabel="iteration", ylabel="cross-entropy loss", title="loss")
@@ -112,4 +110,3 @@ def plot_curves(records: list[dict], path: str, *, title: str = "") -> None:
         fig.suptitle(title)
     fig.tight_layout()
     storage.save_figure(fig, path, dpi=100)
-    plt.close(fig)

@@ -46,12 +46,10 @@ def means(rows, metric: str = "best") -> dict[tuple[str, int], float]:
 def plot(rows, path: Path, *, title: str = "") -> Path:
     """Top-1 (mean of the k best evaluations) against n: one dot per run, one line per
     treatment through its means, baseB at n = 0 (white circles)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: plots may be drawn on several threads
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     mean = means(rows)
     base = mean.get(("baseB", 0), float("nan"))
     names = [t for t in STYLE if any(r["treatment"] == t for r in rows)]
@@ -73,7 +71,6 @@ def plot(rows, path: Path, *, title: str = "") -> Path:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 

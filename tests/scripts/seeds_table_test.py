@@ -29,8 +29,15 @@ def test_tables_mark_disagreement_and_give_shares_of_the_total():
     text = seeds_table.tables(runs, ["a", "b"])
     lines = text.splitlines()
     assert "| pre-training top-1 | 0.200 | 0.300 |" in lines
-    assert "| total (s) | 100 (1.7 min) | 100 (1.7 min) |" in lines
+    assert "| total, wall (s) | 100 (1.7 min) | 100 (1.7 min) |" in lines
     assert "| pre-training images/s | 350 | 350 |" in lines
     assert any(line.startswith("| claim 0 |") and line.endswith("| all holds |") for line in lines)
     assert any(line.startswith("| claim 1 |") and "**unstable**" in line for line in lines)
     assert "| data | 25 (25 %) | 50 (50 %) |" in lines
+
+
+def test_total_is_the_wall_time_when_stages_overlap():
+    runs = [{**_run(0.2, ["holds"], (60, 90)), "wall_seconds": 120.0}]
+    lines = seeds_table.tables(runs, ["a"]).splitlines()
+    assert "| total, wall (s) | 120 (2.0 min) |" in lines
+    assert "| pretrain | 90 (75 %) |" in lines

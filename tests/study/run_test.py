@@ -119,3 +119,34 @@ def test_fc_ft_conv_cells_are_the_pretrained_ones(tiny_study):
     for layer in model.CONV_NAMES:
         assert gt["fc-ft"][layer] == gt["pre-train"][layer]
     assert gt["fc-ft"]["fc6"] != gt["pre-train"]["fc6"]
+
+
+def test_analyses_give_the_same_numbers_one_at_a_time(tiny_study, tmp_path, monkeypatch):
+    """The analyses run on two threads (study.run._Analyses); run one at a time on the same
+    trained networks, every analysis's numbers are the same, bit for bit."""
+    import json
+    import shutil
+
+    from jaxcnn.study import run
+
+    cfg, root, first, _ = tiny_study
+    work = root / "work"
+    analyses = [a.name for a in study.ANALYSES if a.enabled(cfg)]
+    again = tmp_path / "work"
+    again.mkdir()
+    for d in work.iterdir():  # the data and training stages only
+        if d.is_dir() and d.name != "features" and d.name.rsplit("-", 1)[0] not in analyses:
+            shutil.copytree(d, again / d.name, symlinks=True)
+    monkeypatch.setattr(run, "WORKERS", 1)
+    second = study.run_study(cfg, str(again), emit=lambda line: None)
+    ran = {name for name, _, cached in second["timings"] if not cached}
+    assert ran == set(analyses)
+
+    def results(folder):
+        out = {}
+        for name in analyses:
+            (stage,) = folder.glob(f"{name}-*/stage.json")
+            out[name] = json.loads(stage.read_text())["result"]
+        return out
+
+    assert results(again) == results(work)

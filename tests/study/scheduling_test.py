@@ -1,0 +1,80 @@
+"""The study's analyses on worker threads (`jaxcnn.study.run._Analyses`): registry order, needs
+respected, one analysis beside the training and two after it, errors re-raised, a failed
+training starts nothing more."""
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from jaxcnn.study import run
+
+
+class _Recorder:
+    """run_one double: records start order and the most analyses running at once."""
+
+    def __init__(self, seconds=0.05, fail=()):
+        self.lock = threading.Lock()
+        self.started, self.running, self.most = [], 0, 0
+        self.seconds, self.fail = seconds, set(fail)
+
+    def __call__(self, analysis):
+        with self.lock:
+            self.started.append(analysis.name)
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+        if analysis.name in self.fail:
+            raise RuntimeError(f"{analysis.name} failed")
+        return f"result of {analysis.name}"
+
+
+def _analyses(*specs):
+    return [SimpleNamespace(name=name, needs=needs) for name, needs in specs]
+
+
+def _wait_until(condition, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.005)
+
+
+def test_one_beside_training_then_two_in_registry_order():
+    rec = _Recorder()
+    todo = _analyses(
+        ("a", ("pretrain",)),
+        ("b", ("pretrain", "finetunes")),
+        ("c", ("pretrain", "finetunes")),
+        ("d", ()),
+        ("e", ("pretrain",)),
+    )
+    side = run._Analyses(todo, rec)
+    _wait_until(lambda: len(rec.started) >= 3)
+    time.sleep(0.2)  # "training": b and c wait for it
+    # the ready ones (a first), one at a time
+    assert rec.started[0] == "a" and sorted(rec.started) == ["a", "d", "e"] and rec.most == 1
+    side.training_done()
+    results = side.join()
+    assert results == {n: f"result of {n}" for n in "abcde"}
+    assert sorted(rec.started[3:]) == ["b", "c"] and rec.most == 2
+
+
+def test_an_analysis_error_is_raised_by_join():
+    rec = _Recorder(fail={"a"})
+    side = run._Analyses(_analyses(("a", ("pretrain",)), ("b", ("pretrain",))), rec)
+    side.training_done()
+    with pytest.raises(RuntimeError, match="a failed"):
+        side.join()
+
+
+def test_a_failed_training_starts_nothing_more():
+    rec = _Recorder(seconds=0.2)
+    todo = _analyses(("a", ("pretrain",)), ("b", ("pretrain",)), ("c", ("finetunes",)))
+    side = run._Analyses(todo, rec)
+    _wait_until(lambda: len(rec.started) >= 1)
+    side.stop()
+    side.join()
+    assert rec.started == ["a"]
