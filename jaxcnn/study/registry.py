@@ -66,7 +66,7 @@ class Analysis:
     needs: tuple[str, ...]
     run: Callable[[Context, Path], dict]
     report: Callable[[dict], tuple]  # {"result", "out_dir"} -> (sections, findings)
-    weight: float  # minutes of a clean run of reproduce_toy.flags (study.run.WEIGHTS)
+    weight: float  # minutes it adds to a clean run of reproduce_toy.flags (study.run.WEIGHTS)
     config: Callable[[StudyConfig], dict] = probe_config
     enabled: Callable[[StudyConfig], bool] = lambda cfg: True  # optional analyses say when
 

@@ -31,10 +31,14 @@ from jaxcnn.study.config import REGIMES, StudyConfig
 from jaxcnn.study.registry import Context
 from jaxcnn.train import log as training_log
 
-# Cost of the training stages for the progress line's ETA, in minutes of a clean run of
-# experiments/flags/reproduce_toy.flags on a 2-core CPU (mean of seeds 0-2 at 529-603
-# pre-training images/s, 3 December 2026); each analysis declares its own weight.
-WEIGHTS = {"data": 1.05, "pretrain": 2.5, "finetune": 0.37, "report": 0.05}
+# Weights of the progress line's ETA: the wall-clock minutes a stage's line comes after the line
+# before it in a clean run of experiments/flags/reproduce_toy.flags on a 2-core CPU. Analyses
+# overlap the fine-tunings and each other, so they add less than they run: probe-snapshots and
+# probe-ablations finish during the fine-tunings, probe-transfer and selectivity share the last
+# 2.4 minutes equally (either may finish first). Data and pre-training: seeds 0-2 at 529-603
+# images/s; the rest: one run of seed 0 with the analyses on threads (3 December 2026). Each
+# analysis declares its own weight.
+WEIGHTS = {"data": 1.05, "pretrain": 2.5, "finetune": 0.43, "report": 0.05}
 
 
 @dataclasses.dataclass
@@ -52,7 +56,7 @@ class Progress:
         frac = self.done_weight / self.total_weight
         eta = elapsed / frac * (1 - frac) if frac > 0 and not cached else float("nan")
         how = "cached" if cached else f"{seconds:6.1f} s"
-        eta_txt = "" if np.isnan(eta) else f", ETA {eta / 60:.1f} min"
+        eta_txt = "" if np.isnan(eta) else f", at {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min"
         self.emit(f"[{100 * frac:5.1f}%] {name:<40s} {how}{eta_txt}")
 
 

@@ -161,6 +161,6 @@ ANALYSIS = Analysis(
     ("pretrain",),
     snapshot_probes,
     depth_findings,
-    1.22,
+    0.38,
     config=lambda cfg: {"protocol": cfg.protocol, **probe_config(cfg)},
 )
