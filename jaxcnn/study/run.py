@@ -5,8 +5,9 @@ from earlier snapshots (Table 4) -> every registered analysis (`jaxcnn.study.ana
 over snapshots, over ablations, of the fine-tuned networks, selectivity) -> report. Each analysis
 stage returns plain JSON numbers and writes its figures into its folder.
 
-Analyses run on worker threads (`_Analyses`), each as soon as the stages it needs are done: one
-beside the fine-tunings (which run in the calling thread), two at once after them. A single
+Analyses run on worker threads (`_Analyses`), each as soon as the stages it needs are done
+(selectivity after the first fine-tuning): one beside the fine-tunings (which run in the calling
+thread), two at once after them. A single
 stream of work keeps a 2-core CPU about 80 % busy (compiles, Python and small ops are serial);
 two streams fill the gaps. Results do not depend on the overlap: each stage's numbers come from
 its own computations, which XLA runs the same way whatever else runs (a study run this way gave
@@ -28,7 +29,7 @@ from jaxcnn.storage import locks, stages
 from jaxcnn.study import report, runs
 from jaxcnn.study.analyses import ANALYSES
 from jaxcnn.study.config import REGIMES, StudyConfig
-from jaxcnn.study.registry import Context
+from jaxcnn.study.registry import NEEDS, Context
 from jaxcnn.train import log as training_log
 
 # Weights of the progress line's ETA: the wall-clock minutes a stage's line comes after the line
@@ -73,14 +74,17 @@ def _pretraining(cfg: StudyConfig, root: Path, done: Callable, emit: Callable) -
     }
 
 
-def _finetuning(cfg: StudyConfig, root: Path, trained: dict, ft_runs: dict, done) -> None:
-    """The fine-tuning stages, into `ft_runs` as they finish."""
+def _finetuning(cfg: StudyConfig, root: Path, trained: dict, ft_runs: dict, done, side) -> None:
+    """The fine-tuning stages, into `ft_runs` as they finish; `side` hears of the PASCAL-stand-in
+    ft run as soon as it is there."""
     data, pre = trained["data"], trained["pretrain"]
     for target in ("det", "scene"):
         for regime in REGIMES:
             ft_runs[(target, regime)] = done(
                 runs.finetune_stage(cfg, root, data, pre, target, regime, None), "finetune"
             )
+            if (target, regime) == ("det", "ft"):
+                side.provide("finetune-det-ft")
     for step in cfg.table4_snapshots:
         ft_runs[("det", "ft", step)] = done(
             runs.finetune_stage(cfg, root, data, pre, "det", "ft", None, from_step=step),
@@ -94,16 +98,18 @@ WORKERS = 2
 
 class _Analyses:
     """Runs analyses on `WORKERS` daemon threads: each worker takes the first analysis in registry
-    order whose needs are met (`trained` after pre-training; the rest after `training_done`)
-    and runs it when a slot is free; the caller holds one slot while it trains. Daemon threads,
-    so that an interrupted study exits at once (every stage's result is written atomically: an
-    analysis cut short is run again next time)."""
+    order whose needs are met (`registry.NEEDS`: the pre-training is done when this starts, the
+    caller `provide`s the others as its fine-tunings finish) and runs it when a slot is free;
+    the caller holds one slot while it trains. Daemon threads, so that an interrupted study exits
+    at once (every stage's result is written atomically: an analysis cut short is run again
+    next time)."""
 
     def __init__(self, analyses, run_one: Callable):
         self.run_one = run_one
         self.todo = list(analyses)
         self.ready = threading.Condition()
-        self.trained = self.stopped = False
+        self.met = {"pretrain"}
+        self.stopped = False
         self.slots = threading.Semaphore(WORKERS)
         self.slots.acquire()  # the training's
         self.results: dict = {}
@@ -117,7 +123,7 @@ class _Analyses:
         with self.ready:
             while self.todo and not (self.errors or self.stopped):
                 for analysis in self.todo:
-                    if self.trained or not set(analysis.needs) - {"pretrain"}:
+                    if set(analysis.needs) <= self.met:
                         self.todo.remove(analysis)
                         return analysis
                 self.ready.wait()
@@ -135,9 +141,15 @@ class _Analyses:
                     with self.ready:
                         self.ready.notify_all()
 
+    def provide(self, need: str) -> None:
+        """`need` is met from now on."""
+        with self.ready:
+            self.met.add(need)
+            self.ready.notify_all()
+
     def training_done(self) -> None:
         with self.ready:
-            self.trained = True
+            self.met.update(NEEDS)
             self.ready.notify_all()
         self.slots.release()
 
@@ -200,7 +212,7 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
     ctx = Context(cfg, FeatureCache(root, batch_size=cfg.batch_size), trained, {})
     side = _Analyses(analyses, run_one)
     try:
-        _finetuning(cfg, root, trained, ctx.runs, done)
+        _finetuning(cfg, root, trained, ctx.runs, done, side)
     except BaseException:
         side.stop()
         raise

@@ -78,3 +78,16 @@ def test_a_failed_training_starts_nothing_more():
     side.stop()
     side.join()
     assert rec.started == ["a"]
+
+
+def test_a_need_provided_during_training_starts_its_analysis_before_training_ends():
+    rec = _Recorder()
+    todo = _analyses(("a", ("pretrain", "finetunes")), ("b", ("pretrain", "finetune-det-ft")))
+    side = run._Analyses(todo, rec)
+    time.sleep(0.1)
+    assert rec.started == []
+    side.provide("finetune-det-ft")
+    _wait_until(lambda: rec.started == ["b"])
+    assert rec.started == ["b"]  # "a" still waits for the training
+    side.training_done()
+    assert side.join() == {"a": "result of a", "b": "result of b"}
