@@ -97,12 +97,12 @@ WORKERS = 2
 
 
 class _Analyses:
-    """Runs analyses on `WORKERS` daemon threads: each worker takes the first analysis in registry
-    order whose needs are met (`registry.NEEDS`: the pre-training is done when this starts, the
-    caller `provide`s the others as its fine-tunings finish) and runs it when a slot is free;
-    the caller holds one slot while it trains. Daemon threads, so that an interrupted study exits
-    at once (every stage's result is written atomically: an analysis cut short is run again
-    next time)."""
+    """Runs analyses on `WORKERS` daemon threads: a worker that holds a free slot takes the first
+    analysis in registry order whose needs are met (`registry.NEEDS`: the pre-training is done
+    when this starts, the caller `provide`s the others as its fine-tunings finish), waiting
+    until one is; the caller holds one slot while it trains. Daemon threads, so that an
+    interrupted study exits at once (every stage's result is written atomically: an analysis cut
+    short is run again next time)."""
 
     def __init__(self, analyses, run_one: Callable):
         self.run_one = run_one
@@ -130,9 +130,10 @@ class _Analyses:
             return None
 
     def _work(self) -> None:
-        while (analysis := self._next()) is not None:
-            with self.slots:
-                if self.errors or self.stopped:
+        while True:
+            with self.slots:  # a slot first, then the first ready analysis (registry order)
+                analysis = self._next()
+                if analysis is None:
                     return
                 try:
                     self.results[analysis.name] = self.run_one(analysis)

@@ -91,3 +91,19 @@ def test_a_need_provided_during_training_starts_its_analysis_before_training_end
     assert rec.started == ["b"]  # "a" still waits for the training
     side.training_done()
     assert side.join() == {"a": "result of a", "b": "result of b"}
+
+
+def test_a_freed_slot_goes_to_the_first_ready_analysis_in_registry_order():
+    rec = _Recorder(seconds=0.1)
+    todo = _analyses(
+        ("a", ("pretrain",)),
+        ("b", ("pretrain",)),
+        ("c", ("pretrain", "finetune-det-ft")),
+    )
+    side = run._Analyses(todo, rec)
+    _wait_until(lambda: rec.started == ["a"])
+    side.provide("finetune-det-ft")  # c is ready while a runs; b comes first when a is done
+    _wait_until(lambda: len(rec.started) == 2)
+    side.training_done()
+    side.join()
+    assert rec.started == ["a", "b", "c"]
