@@ -175,7 +175,7 @@ def test_compact_store_reads_as_the_ablation_of_the_float16_store(setup, stores,
 
 
 class _Stop(Exception):
-    pass
+    """Raised by the progress callback to interrupt an extraction."""
 
 
 def test_interrupted_compact_extraction_resumes(setup, stores, tmp_path):
