@@ -119,3 +119,33 @@ def evaluate(dets: Detections, ground_truth, *, method: str = "voc07", iou_thres
         )
         curves.append((rec, prec))
     return aps, curves
+
+
+def resample_images(dets: Detections, ground_truth, pick) -> tuple[Detections, list]:
+    """The detections and ground truth of the test set made of images ``pick`` (old indices,
+    repeats allowed): new image j is old image ``pick[j]``, with all of its detections."""
+    pick = np.asarray(pick, np.int64)
+    n = len(ground_truth)
+    image, boxes, scores = [], [], []
+    for img, bx, sc in zip(dets.image, dets.boxes, dets.scores, strict=True):
+        order = np.argsort(img, kind="stable")
+        count = np.bincount(img, minlength=n)
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        rows = np.concatenate([order[start[i] : start[i] + count[i]] for i in pick] or [[]])
+        rows = rows.astype(np.int64)
+        image.append(np.repeat(np.arange(len(pick)), count[pick]))
+        boxes.append(bx[rows])
+        scores.append(sc[rows])
+    return Detections(image, boxes, scores), [ground_truth[i] for i in pick]
+
+
+def bootstrap_map(dets: Detections, ground_truth, *, resamples: int, method: str = "voc07"):
+    """mAP on `resamples` bootstrap resamples of the test images (resample r draws the images
+    with replacement with seed r, so two networks' resamples are the same images): the noise
+    of the test set for the three-valued verdicts (docs/methods.md §9.2)."""
+    n, out = len(ground_truth), []
+    for r in range(resamples):
+        pick = np.random.default_rng(r).integers(0, n, n)
+        aps, _ = evaluate(*resample_images(dets, ground_truth, pick), method=method)
+        out.append(float(np.nanmean(aps)) if np.isfinite(aps).any() else float("nan"))
+    return out

@@ -80,6 +80,7 @@ class DetectorSpec:
     nms_threshold: float = _f(0.3, "Non-maximum suppression IoU threshold.")
     batch_size: int = _f(256, "Feature extraction batch.")
     figure_images: int = _f(8, "Test images in the top-detections figure.")
+    resamples: int = _f(10, "Bootstrap resamples of the test images (mAP's noise).")
 
     def __post_init__(self):
         _items("layers", self.layers, window_features.LAYERS)
@@ -221,6 +222,9 @@ def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_
             iou_threshold=spec.nms_threshold,
         )
         aps, curves = evaluate.evaluate(dets, test.ground_truth, method=spec.method)
+        boot = evaluate.bootstrap_map(
+            dets, test.ground_truth, resamples=spec.resamples, method=spec.method
+        )
         meta = {
             "network": name,
             "layer": layer,
@@ -229,6 +233,7 @@ def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_
             "retrains": len(det.history),
             "train_images": len(train.entries),
             "test_images": len(test.entries),
+            "mAP_resamples": boot,
         }
         table = results.ap_table(names, aps, method=spec.method, iou_threshold=0.5, meta=meta)
         results.write_tables(table, prefix)
@@ -248,11 +253,15 @@ def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_
     return rows
 
 
-def detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir, log):
-    """pool5 of both splits through `run_dir`'s network (cached), then `evaluate_features`."""
+def detect_with_network(
+    name, run_dir, step, train, test, dspec, wspec, out_dir, log, *, pool5_of=None
+):
+    """pool5 of both splits through `run_dir`'s network (cached), then `evaluate_features`.
+    `pool5_of`: another network's folder whose pool5 stores serve this one (equal conv1-5)."""
     module = model.module_from_run(run_dir, None if step < 0 else step)
     params = checkpoints.restore_params(run_dir, None if step < 0 else step)
     net_dir = os.path.join(out_dir, name)
+    pool5_dir = os.path.join(out_dir, pool5_of or name)
     pool5 = {}
     for part, split in (("train", train), ("test", test)):
         start = time.perf_counter()
@@ -262,11 +271,14 @@ def detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir,
             windows_lib.cached_images(split.source),
             [e.boxes for e in split.entries],
             wspec,
-            os.path.join(net_dir, f"pool5-{part}-{split.key}"),
+            os.path.join(pool5_dir, f"pool5-{part}-{split.key}"),
             batch_size=dspec.batch_size,
         )
         rate = len(pool5[part]) / max(time.perf_counter() - start, 1e-9)
-        log(f"{name} pool5 {part}: {len(pool5[part])} windows ({rate:.0f} windows/s if new)")
+        shared = f", {pool5_of}'s (equal conv1-5)" if pool5_of else ""
+        log(
+            f"{name} pool5 {part}: {len(pool5[part])} windows ({rate:.0f} windows/s if new{shared})"
+        )
     return evaluate_features(name, params, pool5, train, test, dspec, net_dir, log)
 
 
@@ -306,20 +318,46 @@ def run_detection(
                 -1,
             )
         name = network_name(regime, source_step)
-        rows += detect_with_network(name, run_dir, step, train, test, dspec, wspec, out_dir, log)
+        shared = _frozen_convs_of(regime, run_dir, source_run, source_step)
+        rows += detect_with_network(
+            name, run_dir, step, train, test, dspec, wspec, out_dir, log, pool5_of=shared
+        )
     write_summary(rows, out_dir, train, test)
     return rows
 
 
+def _frozen_convs_of(regime, run_dir, source_run, source_step) -> str | None:
+    """The source network's folder name when `regime` froze conv1-5 (fc-ft) and its parameters
+    there equal the source's bit for bit: its pool5 is the source's, stored once."""
+    if regime != "fc-ft":
+        return None
+    params = checkpoints.restore_params(run_dir)
+    source = checkpoints.restore_params(source_run, None if source_step < 0 else source_step)
+    return (
+        network_name("none", source_step)
+        if model.equal_layers(params, source, model.CONV_NAMES)
+        else None
+    )
+
+
 def write_summary(rows, out_dir, train, test) -> None:
-    """``summary.json`` (every row) and ``summary.md`` (mAP per network x layer/ablation)."""
+    """``summary.json`` and ``summary.md`` (mAP per network x layer/ablation): every row of
+    this call and of earlier calls on the same `out_dir` (other networks, e.g. Table 4's
+    snapshots), a row of this call replacing an earlier one of the same network and layer."""
     from jaxcnn.detect import proposals as proposals_lib
+
+    key = lambda r: (r["network"], r["layer"], r["ablation"])
+    path = os.path.join(out_dir, "summary.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = [r for r in json.load(f)["rows"] if key(r) not in {key(n) for n in rows}]
+        rows = old + list(rows)
 
     recall, per_image = proposals_lib.recall_at(
         test.proposals, [g.boxes for g in test.ground_truth], iou=0.5
     )
     doc = {"rows": rows, "test_proposal_recall@0.5": recall, "test_boxes_per_image": per_image}
-    storage.write_json(os.path.join(out_dir, "summary.json"), doc, indent=1)
+    storage.write_json(path, doc, indent=1)
     lines = [
         f"Detection mAP (%), {rows[0]['method'] if rows else ''}; {len(train.entries)} training "
         f"and {len(test.entries)} test images; proposals: recall@0.5 {100 * recall:.1f} % at "

@@ -16,7 +16,13 @@ from jaxcnn.model.alexnet import (
     init_params,
     small_config,
 )
-from jaxcnn.model.meta import INITS, NetworkSpec, module_from_meta, module_from_run
+from jaxcnn.model.meta import (
+    INITS,
+    NetworkSpec,
+    equal_layers,
+    module_from_meta,
+    module_from_run,
+)
 
 __all__ = [
     "AlexNet",
@@ -30,6 +36,7 @@ __all__ = [
     "caffenet",
     "caffenet_config",
     "count_params",
+    "equal_layers",
     "forward_flops",
     "from_preset",
     "init_params",

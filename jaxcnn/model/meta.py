@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcnn.model import alexnet
 from jaxcnn.storage import checkpoints
@@ -89,3 +91,15 @@ class NetworkSpec:
             "init": self.init,
             "bias_one": self.bias_one,
         }
+
+
+def equal_layers(params_a, params_b, layers) -> bool:
+    """Whether two parameter trees hold equal arrays (bit for bit, same structure) in each of
+    `layers` (e.g. fc-ft's frozen conv1-5 against its source network's)."""
+
+    def same(a, b) -> bool:
+        return jax.tree.structure(a) == jax.tree.structure(b) and all(
+            map(np.array_equal, jax.tree.leaves(a), jax.tree.leaves(b))
+        )
+
+    return all(same(params_a[name], params_b[name]) for name in layers)

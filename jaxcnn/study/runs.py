@@ -14,10 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-import jax
-import numpy as np
-
-from jaxcnn import train
+from jaxcnn import model, train
 from jaxcnn.data import integrity, prepare, sources
 from jaxcnn.features import FeatureSet
 from jaxcnn.storage import checkpoints, stages
@@ -228,8 +225,4 @@ def same_layers(run_a, run_b, layers) -> bool:
     """Whether the newest checkpoints of two training stages hold equal parameters (every array
     bit for bit) in each of `layers`."""
     pa, pb = (checkpoints.restore_params(run.result["run_dir"]) for run in (run_a, run_b))
-    return all(
-        jax.tree.structure(pa[name]) == jax.tree.structure(pb[name])
-        and all(map(np.array_equal, jax.tree.leaves(pa[name]), jax.tree.leaves(pb[name])))
-        for name in layers
-    )
+    return model.equal_layers(pa, pb, layers)

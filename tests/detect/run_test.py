@@ -5,6 +5,7 @@ import json
 import os
 
 import jax
+import numpy as np
 import pytest
 
 pytest.importorskip("cv2")
@@ -71,3 +72,22 @@ def test_run_detection_smoke(tmp_path, tiny_scenes):
         spec, dspec, fspec, str(out), source_run=str(src), regimes=("ft",), log=lines.append
     )
     assert [r["mAP"] for r in again] == [r["mAP"] for r in rows]
+    assert all(len(r["mAP_resamples"]) == dspec.resamples for r in rows)
+
+    # fc-ft froze conv1-5: its pool5 is the source's (stored once, under "none"), so its conv5
+    # detectors equal the source's; the summary keeps the ft rows of the first call.
+    more = run.run_detection(
+        spec, dspec, fspec, str(out), source_run=str(src), regimes=("none", "fc-ft"),
+        log=lines.append,
+    )  # fmt: skip
+    by = {(r["network"], r["layer"]): r for r in more}
+    np.testing.assert_array_equal(  # NaN: a class without positives in the tiny test split
+        list(by[("fc-ft", "conv5")]["per_class"].values()),
+        list(by[("none", "conv5")]["per_class"].values()),
+    )
+    assert not [p for p in os.listdir(out / "fc-ft") if p.startswith("pool5")]
+    assert any("none's (equal conv1-5)" in line for line in lines)
+    summary = json.load(open(out / "summary.json"))
+    assert sorted((r["network"], r["layer"]) for r in summary["rows"]) == sorted(
+        [("ft", "conv5"), ("ft", "fc7"), *by]
+    )
