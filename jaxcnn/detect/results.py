@@ -85,8 +85,8 @@ def plot_pr_curves(curves, class_names, aps_K, path: str, *, title: str = "") ->
         ax.title.set_fontsize(7)
         ax.tick_params(labelsize=6)
     fig.suptitle(title or "precision (y) vs recall (x)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.06, top=0.9, wspace=0.25, hspace=0.45)
+    fig.savefig(path, dpi=100)  # fixed margins: tight_layout took ~1 s a figure
     return path
 
 

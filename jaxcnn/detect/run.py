@@ -275,10 +275,8 @@ def detect_with_network(
             batch_size=dspec.batch_size,
         )
         rate = len(pool5[part]) / max(time.perf_counter() - start, 1e-9)
-        shared = f", {pool5_of}'s (equal conv1-5)" if pool5_of else ""
-        log(
-            f"{name} pool5 {part}: {len(pool5[part])} windows ({rate:.0f} windows/s if new{shared})"
-        )
+        how = f"{pool5_of}'s: equal conv1-5" if pool5_of else f"{rate:.0f} windows/s if new"
+        log(f"{name} pool5 {part}: {len(pool5[part])} windows ({how})")
     return evaluate_features(name, params, pool5, train, test, dspec, net_dir, log)
 
 

@@ -277,5 +277,7 @@ class LayerView:
         size = max(8, 1 << max(0, n - 1).bit_length())  # few padded shapes to compile
         x = np.zeros((size, *self.pool5.shape[1:]), np.float16)
         x[:n] = self.pool5[lo:hi]
-        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), i)  # sp-shuffle only
+        key = None
+        if self.ablation == "sp-shuffle":  # the only random ablation: a permutation per image
+            key = jax.random.fold_in(jax.random.PRNGKey(self.seed), i)
         return np.asarray(self._fn(self.params, x, key=key))[:n]

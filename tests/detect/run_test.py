@@ -86,7 +86,7 @@ def test_run_detection_smoke(tmp_path, tiny_scenes):
         list(by[("none", "conv5")]["per_class"].values()),
     )
     assert not [p for p in os.listdir(out / "fc-ft") if p.startswith("pool5")]
-    assert any("none's (equal conv1-5)" in line for line in lines)
+    assert any("(none's: equal conv1-5)" in line for line in lines)
     summary = json.load(open(out / "summary.json"))
     assert sorted((r["network"], r["layer"]) for r in summary["rows"]) == sorted(
         [("ft", "conv5"), ("ft", "fc7"), *by]
