@@ -76,7 +76,9 @@ class StudyConfig:
     transfer_steps: int = _f(240, "Iterations of each of the transfer grid's 30 networks.")
     detection: bool = _f(False, "Also run R-CNN detection on det_target (Tables 1, 2, 8 DET).")
     detect_images: int = _f(200, "Detection training and test images, each (0: all).")
-    detect_steps: int = _f(150, "Window fine-tuning iterations (ft, fc-ft; scratch twice).")
+    detect_steps: int = _f(
+        0, "Window fine-tuning iterations (ft, fc-ft; scratch twice; 0: finetune_steps)."
+    )
     batch_size: int = _f(128, "Feature extraction and evaluation batch size.")
     seed: int = _f(0, "Initialisation, dropout and data-order seed.")
 
@@ -94,12 +96,13 @@ class StudyConfig:
         """Sizes and step counts, each error naming its flag (before any stage runs)."""
         positive = ("crop", "pretrain_steps", "pretrain_batch", "finetune_steps")
         positive += ("finetune_batch", "scratch_steps", "batch_size", "pretrain_lr_step")
-        positive += ("finetune_lr_step", "detect_steps", "probe_splits", "transfer_steps")
+        positive += ("finetune_lr_step", "probe_splits", "transfer_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         for name in (
             "scene_finetune_steps",
+            "detect_steps",
             "probe_train_images",
             "probe_test_images",
             "finetune_eval_images",

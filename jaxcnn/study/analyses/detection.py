@@ -6,9 +6,10 @@ paper's questions on a CPU.
 
 The study's settings fix the experiment: the det_target's trainval / test splits capped at
 ``detect_images`` each, selective search at the image's own size (the first 100 boxes in rank
-order), window fine-tuning of ``detect_steps`` iterations (scratch twice as many, at the
-pre-training lr) from the final pre-training snapshot and (ft only, fc7 only) from each
-``table4_snapshots`` step, SVMs on conv5 / fc6 / fc7, VOC07 11-point AP. Every mAP is also
+order), window fine-tuning of ``detect_steps`` iterations (default: the classification
+fine-tunings' ``finetune_steps``; scratch twice as many, at the pre-training lr) from the final
+pre-training snapshot and (ft only, fc7 only) from each ``table4_snapshots`` step, SVMs on the
+layers the tables use (`CELLS`), VOC07 11-point AP. Every mAP is also
 measured on bootstrap resamples of the test images, and the findings are decided by the
 three-valued rules of §13 on the paired resamples.
 """
@@ -45,8 +46,20 @@ BINARIZE_MAX_DROP = 5.0  # the same rule as the classification probes' (ablation
 BOXES = 100  # proposals per image: recall@0.5 98.1 % on seed 0's test images (150: 99.4 %)
 
 
+# The detectors each network needs, and no more: the cells of Tables 1, 2 and 4 (fc7), Table 8
+# (ft conv5 and its ablations) and thesis Table 2.3 (none conv5, fc7; ft conv5, fc6, fc7; fc-ft
+# fc6, fc7). (network, layers); Table 4's earlier snapshots get ("ft", ("fc7",)).
+CELLS = (
+    ("none", ("conv5", "fc7")),
+    ("ft", ("conv5", "fc6", "fc7")),
+    ("fc-ft", ("fc6", "fc7")),
+    ("scratch", ("fc7",)),
+)
+
+
 def specs(cfg) -> tuple:
-    """(DataSpec, DetectorSpec, FinetuneSpec) of the study's detection experiment."""
+    """(DataSpec, DetectorSpec, FinetuneSpec) of the study's detection experiment (the
+    DetectorSpec's layers are every layer; `run` narrows them per network, `CELLS`)."""
     data = detect.DataSpec(
         dataset=runs.dataset_name(cfg, cfg.det_target),
         data_dir=cfg.data_dir,
@@ -62,9 +75,10 @@ def specs(cfg) -> tuple:
         ablation_networks=("ft",),
         batch_size=cfg.batch_size,
     )
+    steps = cfg.detect_steps or cfg.finetune_steps
     finetune = detect.FinetuneSpec(
-        steps=cfg.detect_steps,
-        scratch_steps=2 * cfg.detect_steps,
+        steps=steps,
+        scratch_steps=2 * steps,
         batch_size=cfg.finetune_batch,
         fg_per_batch=cfg.finetune_batch // 4,
         scratch_lr=cfg.pretrain_lr,
@@ -75,19 +89,26 @@ def specs(cfg) -> tuple:
 
 def _config(cfg) -> dict:
     specs_ = {name: dataclasses.asdict(spec) for name, spec in zip("dsf", specs(cfg), strict=True)}
-    return {**specs_, "table4": list(cfg.table4_snapshots)}
+    return {**specs_, "table4": list(cfg.table4_snapshots), "cells": CELLS}
 
 
 def run(ctx: Context, out_dir) -> dict:
     cfg = ctx.cfg
     data, detector, finetune = specs(cfg)
     source = ctx.stages["pretrain"].result["run_dir"]
-    kw = dict(source_run=source, log=print)
-    rows = detect.run_detection(data, detector, finetune, str(out_dir), regimes=NETWORKS, **kw)
-    fc7 = dataclasses.replace(detector, layers=("fc7",))
-    for step in cfg.table4_snapshots:  # Table 4: ft from an earlier snapshot, fc7
+    networks = [(n, -1, layers) for n, layers in CELLS]
+    networks += [("ft", step, ("fc7",)) for step in cfg.table4_snapshots]  # Table 4
+    rows = []
+    for network, step, layers in networks:
         rows += detect.run_detection(
-            data, fc7, finetune, str(out_dir), source_step=step, regimes=("ft",), **kw
+            data,
+            dataclasses.replace(detector, layers=layers),
+            finetune,
+            str(out_dir),
+            source_run=source,
+            source_step=step,
+            regimes=(network,),
+            log=print,
         )
     with open(os.path.join(out_dir, "summary.json")) as f:  # written by run_detection
         summary = json.load(f)
