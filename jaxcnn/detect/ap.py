@@ -86,16 +86,23 @@ def precision_recall(tp_N, fp_N, npos):
     return tp_c / npos, prec
 
 
-def average_precision(recall_N, precision_N, *, method: str = "voc07") -> jax.Array:
-    """AP from a precision-recall curve (module step 5); NaN precision is ignored. Jittable."""
-    prec = jnp.nan_to_num(precision_N, nan=0.0)  # precision >= 0: 0 never wins a max
+def average_precision(tp_N, fp_N, npos, *, method: str = "voc07") -> jax.Array:
+    """AP of the precision-recall curve of 0/1 flags in ranked order (module step 5); points
+    with undefined precision are ignored. Jittable.
+
+    ``voc07`` compares recall with the levels k/10 in integers (``10 cumTP >= k npos``): XLA's
+    vectorised division is not correctly rounded, so cumTP / npos and k / 10 computed on the
+    device can miss a level they reach exactly (e.g. recall 0.7 against 0.7)."""
+    rec, prec = precision_recall(tp_N, fp_N, npos)
+    prec = jnp.nan_to_num(prec, nan=0.0)  # precision >= 0: 0 never wins a max
     if method == "voc07":
-        t_T = jnp.arange(11, dtype=recall_N.dtype) / 10  # correctly rounded k/10
-        best_T = jnp.max(jnp.where(recall_N[None, :] >= t_T[:, None], prec[None, :], 0.0), axis=1)
-        return jnp.mean(best_T)
+        tp_c = jnp.cumsum(tp_N).astype(jnp.int32)
+        levels_T = jnp.arange(11, dtype=jnp.int32)
+        reached_TN = 10 * tp_c[None, :] >= levels_T[:, None] * jnp.asarray(npos, jnp.int32)
+        return jnp.mean(jnp.max(jnp.where(reached_TN, prec[None, :], 0.0), axis=1))
     if method != "voc12":
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    mrec = jnp.concatenate([jnp.zeros(1, recall_N.dtype), recall_N, jnp.ones(1, recall_N.dtype)])
+    mrec = jnp.concatenate([jnp.zeros(1, rec.dtype), rec, jnp.ones(1, rec.dtype)])
     mpre = jnp.concatenate([jnp.zeros(1, prec.dtype), prec, jnp.zeros(1, prec.dtype)])
     envelope = jax.lax.cummax(mpre, reverse=True)
     step = mrec[1:] - mrec[:-1]  # zero where recall does not change
@@ -106,7 +113,7 @@ def average_precision(recall_N, precision_N, *, method: str = "voc07") -> jax.Ar
 def _curve_and_ap(*arrays, npos, iou_threshold, method):
     _, tp, fp = match_detections(*arrays, iou_threshold=iou_threshold)
     rec, prec = precision_recall(tp, fp, npos)
-    return rec, prec, average_precision(rec, prec, method=method)
+    return rec, prec, average_precision(tp, fp, npos, method=method)
 
 
 def _bucket(n: int) -> int:

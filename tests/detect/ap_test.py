@@ -119,8 +119,19 @@ def test_kernels_under_jit():
     np.testing.assert_array_equal(np.asarray(order), np.arange(5))
     np.testing.assert_array_equal(np.asarray(tp), [1, 0, 0, 0, 1])
     np.testing.assert_array_equal(np.asarray(fp), [0, 1, 0, 1, 0])
-    rec = np.array([0.25, 0.5, 0.5, 1.0], np.float32)
-    prec = np.array([np.nan, 1.0, 0.5, 0.6], np.float32)
-    # voc07 by hand: t=0..0.5 -> 1 (6 points), t=0.6..1 -> 0.6 (5 points).
-    got = jax.jit(lambda r, p: ap.average_precision(r, p, method="voc07"))(rec, prec)
-    assert float(got) == pytest.approx((6 + 5 * 0.6) / 11, abs=1e-6)
+    # with 2 positives: recall 0.5, 0.5, 0.5, 0.5, 1 at precision 1, 1/2, 1/2, 1/3, 1/2; voc07 by
+    # hand: t = 0..0.5 -> 1 (6 points), t = 0.6..1 -> 0.5 (5 points).
+    got = jax.jit(lambda t, f: ap.average_precision(t, f, 2, method="voc07"))(tp, fp)
+    assert float(got) == pytest.approx((6 + 5 * 0.5) / 11, abs=1e-6)
+
+
+@pytest.mark.parametrize("npos", range(1, 61))
+def test_voc07_reaches_every_level_it_reaches_exactly(npos):
+    """All detections true positives: every level up to recall 1 is reached at precision 1, so
+    AP = 1 exactly, also where the device's cumTP / npos and k / 10 round differently (npos
+    10, 20, 50: recall 0.7 and 0.9; npos / npos)."""
+    voc07 = jax.jit(lambda t, f: ap.average_precision(t, f, npos))
+    assert float(voc07(np.ones(npos, np.float32), np.zeros(npos, np.float32))) == 1.0
+    if npos % 10 == 0:  # the first 7 / 10 true, the rest false: levels 0..0.7 reached -> 8 / 11
+        tp = (np.arange(npos) < 7 * npos // 10).astype(np.float32)
+        assert float(voc07(tp, 1 - tp)) == pytest.approx(8 / 11, abs=1e-6)
