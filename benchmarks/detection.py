@@ -17,15 +17,14 @@
     against numpy ports of R-CNN's ``nms.m`` and the devkit's ``VOCevaldet`` loop; checks that
     both give the same APs.
 
-Measured on the shared 2-core CPU while 4-5 other jobs ran (load average 16-21), so absolute
-rates are several times below an idle machine's:
-(1) 200 images x 200 boxes x 512 dims, feature noise 3: jaxcnn 86.6 s (80 class trainings,
-    compilation included), scikit-learn 20.8 s (60): jaxcnn is 4.2x *slower* here (small
-    problems, XLA compilation of each padded shape, a contended CPU); test mAP 53.9 (squared
-    hinge) vs 45.0 (hinge, R-CNN's objective), +9.0. With noise 0.6 both reach 99.55.
-(2) warp 549 windows/s (one host thread), small-preset forward to pool5 139 windows/s.
-(3) 4,952 images x 20 classes x 100 detections (at nice 10, load 12-20): jaxcnn 158 s,
-    numpy ports of nms.m + VOCevaldet 4,046 s: 25.6x; APs equal to 9e-9.
+Measured on an idle 2-core CPU (3 December 2026, after the AP rounding fix):
+(1) 200 images x 200 boxes x 512 dims, feature noise 3, two runs: jaxcnn 7.8-8.6 s (80 class
+    trainings, compilation included), scikit-learn 2.4-2.7 s (60): 0.28-0.35x (slower on these small
+    problems); test mAP 53.9 (squared hinge) vs 45.0 (hinge, R-CNN's objective).
+(2) warp 2,602 windows/s (one host thread), small-preset forward to pool5 1,102 windows/s.
+(3) 2,000 images: jaxcnn 4.4 s, numpy ports 34.2 s (7.8x); 500 images: 2.0 s vs 2.5 s (1.2x);
+    APs equal to 6e-9. (Earlier, under a load average of 12-20, 4,952 images: 158 s vs
+    4,046 s, 25.6x.)
 """
 
 import argparse
