@@ -17,7 +17,8 @@
     against numpy ports of R-CNN's ``nms.m`` and the devkit's ``VOCevaldet`` loop; checks that
     both give the same APs.
 
-Measured on an idle 2-core CPU (3 December 2026, after the AP rounding fix):
+Measured on the 2-core CPU with nothing else running (3 December 2026, load average 0.5-1.6 at
+the start of each, after the AP rounding fix):
 (1) 200 images x 200 boxes x 512 dims, feature noise 3, two runs: jaxcnn 7.8-8.6 s (80 class
     trainings, compilation included), scikit-learn 2.4-2.7 s (60): 0.28-0.35x (slower on these small
     problems); test mAP 53.9 (squared hinge) vs 45.0 (hinge, R-CNN's objective).
