@@ -21,6 +21,7 @@ import json
 import os
 
 from jaxcnn import detect
+from jaxcnn.detect.run import network_name
 from jaxcnn.documents import Finding, Section, Table, figure_if_exists, fmt
 from jaxcnn.storage import jsonable
 from jaxcnn.study import runs
@@ -126,7 +127,8 @@ def run(ctx: Context, out_dir) -> dict:
 
 
 def _name(network: str, step: int, last: int) -> str:
-    return network if step == last else f"{network}-step{step}"
+    """`run_detection`'s name of `network` fine-tuned from snapshot `step` (the last: plain)."""
+    return network_name(network, -1 if step == last else step)
 
 
 def _key(network: str, layer: str, ablation: str = "none") -> str:
