@@ -3,7 +3,8 @@
 Both sides build the identical network (grouped conv2/4/5, Caffe LRN, ceil-mode pooling, dropout),
 the same loss (softmax cross-entropy) and the same update (SGD, momentum 0.9, weight decay 5e-4), on
 the same random batch. Runs alternate A/B so that noise from other processes hits both; the
-medians of the rounds are printed with the ratio (jaxcnn images/s over PyTorch images/s).
+medians of the rounds are printed with the median of the per-round ratios (jaxcnn images/s over
+PyTorch images/s) and the load average before and after.
 
     pip install -e '.[bench]'
     python benchmarks/train_step.py                    # CaffeNet, 227 px, batch 32
@@ -144,6 +145,7 @@ def compare_torch():
         torch.nn.functional.cross_entropy(net(xt), yt).backward()
         opt.step()
 
+    load_before = os.getloadavg()[0]
     jax_once(), torch_once()  # compile / warm up
     jax_once(), torch_once()
     rates = {"jaxcnn": [], "pytorch": []}
@@ -165,7 +167,12 @@ def compare_torch():
     )
     print(f"median jaxcnn  {med['jaxcnn']:8.1f} img/s  ({tflops:.3f} TFLOP/s, 3x forward FLOPs)")
     print(f"median pytorch {med['pytorch']:8.1f} img/s")
-    print(f"ratio jaxcnn / pytorch = {med['jaxcnn'] / med['pytorch']:.2f}x")
+    ratios = [a / b for a, b in zip(rates["jaxcnn"], rates["pytorch"], strict=True)]
+    print(
+        f"ratio jaxcnn / pytorch, median of the {len(ratios)} per-round ratios = "
+        f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})"
+    )
+    print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
 
 
 def _jax_regime_step(module, regime, source, x, y):

@@ -5,13 +5,13 @@ what the backward pass does at the ReLUs, the max pools and the LRNs (`jax.custo
 
 | rule     | ReLU backward                          | max pool backward              |
 |----------|----------------------------------------|--------------------------------|
-| `grad`   | the gradient, ``g · 1[x > 0]``         | the gradient (ties split)      |
+| `grad`   | the gradient, ``g · 1[x > 0]``         | the switch (first max)         |
 | `deconv` | Zeiler & Fergus: ``max(g, 0)``         | the switch (first max)         |
 | `guided` | Springenberg et al.: ``max(g, 0) · 1[x > 0]`` | the switch (first max)  |
 
 The switch of a pooling window is its first maximum in row-major order, as Caffe and PyTorch
-record it; `jax.grad` of `alexnet.max_pool_ceil` (a chain of `jnp.maximum`) instead splits the
-signal between tied maxima, so `deconv` and `guided` route through `switch_max_pool`. LRN passes
+record it; `alexnet.max_pool_ceil`'s own backward pass routes to it (`jaxcnn.model.pool_norm`),
+so all three rules share the network's max pool. LRN passes
 the signal through its true VJP (``lrn="vjp"``, as Captum and TorchRay do) or unchanged
 (``lrn="identity"``). `grad` with ``lrn="vjp"`` is the network's own training path.
 """
@@ -63,51 +63,6 @@ def _guided_relu_bwd(positive, g):
 guided_relu.defvjp(_guided_relu_fwd, _guided_relu_bwd)
 
 
-def _window_parts(x_NHWC, window, stride):
-    """[window², N, OH, OW, C]: the window's entries of every output, row-major (as
-    `alexnet.max_pool_ceil`, whose -inf padding of a partial last window is kept)."""
-    n, h, w, c = x_NHWC.shape
-    oh = alexnet.pool_output_size(h, window, stride)
-    ow = alexnet.pool_output_size(w, window, stride)
-    pad_h, pad_w = (oh - 1) * stride + window - h, (ow - 1) * stride + window - w
-    x = jnp.pad(x_NHWC, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
-    parts = []
-    for i in range(window):
-        for j in range(window):
-            limit = (n, i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, c)
-            parts.append(jax.lax.slice(x, (0, i, j, 0), limit, (1, stride, stride, 1)))
-    return jnp.stack(parts)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def switch_max_pool(x_NHWC, window, stride):
-    """`alexnet.max_pool_ceil` whose backward pass sends each output's signal to its switch."""
-    return alexnet.max_pool_ceil(x_NHWC, window, stride)
-
-
-def _switch_fwd(x_NHWC, window, stride):
-    out = alexnet.max_pool_ceil(x_NHWC, window, stride)
-    return out, (x_NHWC, out)
-
-
-def _switch_bwd(window, stride, residuals, g):
-    x, out = residuals
-    parts, scatter = jax.vjp(lambda v: _window_parts(v, window, stride), x)
-    # The max is one of the window's entries, so `==` finds it exactly; `taken` keeps only the
-    # first of tied maxima (row-major), as Caffe's strict `>` scan does.
-    taken = jnp.zeros(out.shape, bool)
-    switches = []
-    for part in parts:
-        first = (part == out) & ~taken
-        taken = taken | first
-        switches.append(first)
-    routed = jnp.where(jnp.stack(switches), g[None], jnp.zeros_like(g)[None])
-    return scatter(routed.astype(parts.dtype))
-
-
-switch_max_pool.defvjp(_switch_fwd, _switch_bwd)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
 def _identity_lrn(x_NHWC, size, alpha, beta, k):
     return alexnet.local_response_norm(x_NHWC, size=size, alpha=alpha, beta=beta, k=k)
@@ -138,7 +93,7 @@ def layer_ops(rule: str = "grad", lrn: str = "vjp") -> alexnet.LayerOps:
     ops = alexnet.LayerOps()
     if rule != "grad":
         relu = deconv_relu if rule == "deconv" else guided_relu
-        ops = alexnet.LayerOps(relu=relu, max_pool=switch_max_pool, lrn=ops.lrn)
+        ops = alexnet.LayerOps(relu=relu, max_pool=ops.max_pool, lrn=ops.lrn)
     if lrn == "identity":
         ops = alexnet.LayerOps(relu=ops.relu, max_pool=ops.max_pool, lrn=identity_lrn)
     return ops

@@ -26,7 +26,7 @@ def _numpy_conv(x, k, stride, pad):
 
 @pytest.mark.parametrize(
     "size,kernel,cin,stride,pad",
-    [(9, 3, 3, 1, 1), (11, 5, 3, 2, 0), (13, 4, 2, 3, 2), (5, 5, 1, 1, 0)],
+    [(9, 3, 3, 1, 1), (11, 5, 3, 2, 0), (13, 4, 2, 3, 2), (5, 5, 1, 1, 0), (27, 11, 3, 4, 0)],
 )
 def test_patches_conv_equals_a_literal_convolution(size, kernel, cin, stride, pad):
     rng = np.random.default_rng(size)
