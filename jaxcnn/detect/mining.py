@@ -26,6 +26,7 @@ one class at a time, for the comparison in ``benchmarks/detection.py``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -168,9 +169,11 @@ def _num_cols(n: int, k: int) -> int:
 MINING_OPTIONS = svm.SolverOptions(gtol=1e-3, ftol=1e-3, max_newton=30, max_cg=200, cg_rtol=0.1)
 
 
-def jax_solver(cfg: MiningConfig, options: svm.SolverOptions = MINING_OPTIONS):
-    """``solve(x, y, cost, w_DxK, b_K) -> (w, b)``: all columns at once, squared hinge."""
-    s = cfg.bias_multiplier
+@functools.cache
+def _jitted_solve(bias_multiplier: float, options: svm.SolverOptions):
+    """One jitted solver per setting, shared by every `jax_solver` (and so by every detector:
+    each cache size compiles once per process, not once per detector)."""
+    s = bias_multiplier
 
     @jax.jit
     def solve(x, y, cost, w0, b0):
@@ -178,6 +181,12 @@ def jax_solver(cfg: MiningConfig, options: svm.SolverOptions = MINING_OPTIONS):
         v, _, _ = svm.solve_primal(x, y, cost, v0, intercept_scaling=s, options=options)
         return v[:-1], s * v[-1]
 
+    return solve
+
+
+def jax_solver(cfg: MiningConfig, options: svm.SolverOptions = MINING_OPTIONS):
+    """``solve(x, y, cost, w_DxK, b_K) -> (w, b)``: all columns at once, squared hinge."""
+    solve = _jitted_solve(float(cfg.bias_multiplier), options)
     return lambda x, y, cost, w, b: tuple(np.asarray(a) for a in solve(x, y, cost, w, b))
 
 

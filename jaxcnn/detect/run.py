@@ -80,6 +80,9 @@ class DetectorSpec:
     nms_threshold: float = _f(0.3, "Non-maximum suppression IoU threshold.")
     batch_size: int = _f(256, "Feature extraction batch.")
     figure_images: int = _f(8, "Test images in the top-detections figure.")
+    figures: tuple[str, ...] = _f(
+        ("all",), "Detectors drawn (PR curves, top detections): network/layer/ablation, or all."
+    )
     resamples: int = _f(10, "Bootstrap resamples of the test images (mAP's noise).")
 
     def __post_init__(self):
@@ -237,17 +240,18 @@ def evaluate_features(name, params, pool5, train, test, spec: DetectorSpec, out_
         }
         table = results.ap_table(names, aps, method=spec.method, iou_threshold=0.5, meta=meta)
         results.write_tables(table, prefix)
-        results.plot_pr_curves(
-            curves,
-            names,
-            aps,
-            prefix.replace("ap-", "pr-") + ".png",
-            title=f"{name} {layer} {ablation}",
-        )
-        if layer == combos[-1][0]:
-            _figure(
-                test, dets, names, os.path.join(out_dir, "top_detections.png"), spec.figure_images
+        every = "all" in spec.figures
+        if every or f"{name}/{layer}/{ablation}" in spec.figures:  # ~2 s of matplotlib each
+            results.plot_pr_curves(
+                curves,
+                names,
+                aps,
+                prefix.replace("ap-", "pr-") + ".png",
+                title=f"{name} {layer} {ablation}",
             )
+            if not every or layer == combos[-1][0]:
+                top = os.path.join(out_dir, "top_detections.png")
+                _figure(test, dets, names, top, spec.figure_images)
         log(f"{name} {layer} {ablation}: mAP {100 * table['mAP']:.1f} ({meta['seconds']:.0f} s)")
         rows.append(table)
     return rows

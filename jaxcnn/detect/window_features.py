@@ -30,7 +30,6 @@ Bits are MSB first (``np.packbits``' default), rows padded with zero bits to who
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -247,6 +246,10 @@ def layer_from_pool5(params, pool5_NxHxWxC, *, layer: str, ablation: str = "none
     return ablations.apply_ablation(ablation, x)
 
 
+# One jitted function for every view: same shapes compile once per process, not once per detector.
+_layer_from_pool5_jit = jax.jit(layer_from_pool5, static_argnames=("layer", "ablation"))
+
+
 class LayerView:
     """``view(i) -> float32 [K_i, D]``: `layer` (+ ablation) features of image i's windows.
 
@@ -264,7 +267,6 @@ class LayerView:
         if self.offsets[-1] != len(pool5):
             raise ValueError(f"{self.offsets[-1]} windows listed, {len(pool5)} stored")
         self.layer, self.ablation, self.seed = layer, ablation, seed
-        self._fn = jax.jit(functools.partial(layer_from_pool5, layer=layer, ablation=ablation))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -280,4 +282,5 @@ class LayerView:
         key = None
         if self.ablation == "sp-shuffle":  # the only random ablation: a permutation per image
             key = jax.random.fold_in(jax.random.PRNGKey(self.seed), i)
-        return np.asarray(self._fn(self.params, x, key=key))[:n]
+        kw = dict(layer=self.layer, ablation=self.ablation, key=key)
+        return np.asarray(_layer_from_pool5_jit(self.params, x, **kw))[:n]

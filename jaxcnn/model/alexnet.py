@@ -18,7 +18,9 @@ Conventions:
 - Convolutions: `jaxcnn.model.conv.grouped_conv` (grouped ones split per group by default,
   ``grouped_impl``; a layer on <= 4 input channels, conv1 on RGB, as patches times a matrix).
 - Max pooling uses Caffe's ceil-mode output size, ``ceil((H - k) / s) + 1`` (pooling pad is 0 in
-  CaffeNet, so Caffe's clipping rule for padded pools never applies).
+  CaffeNet, so Caffe's clipping rule for padded pools never applies); its gradient goes to each
+  window's first maximum, as Caffe's. Pooling and LRN are in `jaxcnn.model.pool_norm`, with
+  hand-written backward passes (docs/methods.md §1.4).
 - LRN is Caffe's ACROSS_CHANNELS: ``b = a / (k + alpha / n * sum_window a^2) ** beta`` (Caffe
   divides alpha by the window size n), zero-padded at the channel ends.
 """

@@ -1,6 +1,7 @@
 """End-to-end smoke test of run_detection on tiny toyworld: proposals, pool5, mining, test,
 result files; a rerun is served from the caches."""
 
+import dataclasses
 import json
 import os
 
@@ -76,10 +77,17 @@ def test_run_detection_smoke(tmp_path, tiny_scenes):
 
     # fc-ft froze conv1-5: its pool5 is the source's (stored once, under "none"), so its conv5
     # detectors equal the source's; the summary keeps the ft rows of the first call.
+    # Only the named detector is drawn.
+    drawn = dataclasses.replace(dspec, figures=("fc-ft/fc7/none",))
     more = run.run_detection(
-        spec, dspec, fspec, str(out), source_run=str(src), regimes=("none", "fc-ft"),
+        spec, drawn, fspec, str(out), source_run=str(src), regimes=("none", "fc-ft"),
         log=lines.append,
     )  # fmt: skip
+    assert sorted(p for p in os.listdir(out / "fc-ft") if p.endswith(".png")) == [
+        "pr-fc7-none.png",
+        "top_detections.png",
+    ]
+    assert not [p for p in os.listdir(out / "none") if p.endswith(".png")]
     by = {(r["network"], r["layer"]): r for r in more}
     np.testing.assert_array_equal(  # NaN: a class without positives in the tiny test split
         list(by[("fc-ft", "conv5")]["per_class"].values()),

@@ -75,6 +75,7 @@ def specs(cfg) -> tuple:
         conv5_ablations=("none", "binarize", "sp-max"),
         ablation_networks=("ft",),
         batch_size=cfg.batch_size,
+        figures=("ft/fc7/none",),  # the report's figures
     )
     steps = cfg.detect_steps or cfg.finetune_steps
     finetune = detect.FinetuneSpec(
