@@ -36,10 +36,10 @@ from jaxcnn.train import log as training_log
 # before it in a clean run of experiments/flags/reproduce_toy.flags on a 2-core CPU. Analyses
 # overlap the fine-tunings and each other, so they add less than they run: probe-snapshots and
 # probe-ablations finish during the fine-tunings, probe-transfer and selectivity share the last
-# 2.4 minutes equally (either may finish first). Data and pre-training: seeds 0-2 at 529-603
-# images/s; the rest: one run of seed 0 with the analyses on threads (3 December 2026). Each
-# analysis declares its own weight.
-WEIGHTS = {"data": 1.05, "pretrain": 2.5, "finetune": 0.43, "report": 0.05}
+# 2.1 minutes equally (either may finish first). Set from the clean runs of seeds 0 and 1 at
+# 5291c8b (pre-training at 601 and 715 images/s; 3 December 2026); each analysis declares its
+# own weight.
+WEIGHTS = {"data": 1.35, "pretrain": 2.25, "finetune": 0.43, "report": 0.05}
 
 
 @dataclasses.dataclass

@@ -135,5 +135,5 @@ def transfer_findings(tra) -> tuple[list[Section], list[Finding]]:
 
 # name (its stage), needs, run, report, weight of the ETA
 ANALYSIS = Analysis(
-    "probe-transfer", ("pretrain", "finetunes"), transfer_probes, transfer_findings, 1.19
+    "probe-transfer", ("pretrain", "finetunes"), transfer_probes, transfer_findings, 1.03
 )
