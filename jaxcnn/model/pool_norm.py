@@ -45,14 +45,15 @@ def _window_slices(x_NHWC, window: int, stride: int):
 
 def _pool_and_switches(x_NHWC, window: int, stride: int):
     """(maximum, switch): the switch is the window index i * window + j of the first maximum."""
+    index = jnp.int8 if window * window <= 127 else jnp.int32
     best = switch = None
     for k, part in enumerate(_window_slices(x_NHWC, window, stride)):
         if best is None:
-            best, switch = part, jnp.zeros(part.shape, jnp.int8)
+            best, switch = part, jnp.zeros(part.shape, index)
             continue
         later_is_larger = part > best
         best = jnp.where(later_is_larger, part, best)
-        switch = jnp.where(later_is_larger, jnp.int8(k), switch)
+        switch = jnp.where(later_is_larger, jnp.asarray(k, index), switch)
     return best, switch
 
 
@@ -136,6 +137,9 @@ def local_response_norm(
     """Caffe ACROSS_CHANNELS LRN: b = a / (k + alpha/size * sum_{|c'-c| <= size//2} a_c'^2)^beta.
 
     The window is centred on each channel and zero-padded at the ends (as Caffe's padded square
-    buffer). Computed in float32 even for bfloat16 inputs (the sum of squares loses precision).
+    buffer); `size` must be odd, as Caffe requires (the backward pass relies on the window being
+    symmetric). Computed in float32 even for bfloat16 inputs (the sum of squares loses precision).
     """
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"LRN size must be odd and positive (Caffe's rule), got {size}")
     return _lrn(x_NHWC.astype(jnp.float32), size, alpha, beta, k).astype(x_NHWC.dtype)

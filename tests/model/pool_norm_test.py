@@ -99,6 +99,20 @@ def test_lrn_backward_matches_finite_differences(channels, beta):
     np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("size", [0, 4])
+def test_lrn_size_must_be_odd(size):
+    with pytest.raises(ValueError, match="must be odd"):
+        pool_norm.local_response_norm(jnp.ones((1, 2, 2, 6)), size=size)
+
+
+def test_large_pooling_window_keeps_its_switch():
+    # 13 x 13 = 169 window entries: more than an int8 switch index holds.
+    x = np.zeros((1, 13, 13, 1), np.float32)
+    x[0, 12, 12, 0] = 1.0  # the last entry of the single window
+    _, vjp = jax.vjp(lambda v: pool_norm.max_pool_ceil(v, 13, 13), jnp.asarray(x))
+    np.testing.assert_array_equal(vjp(jnp.ones((1, 1, 1, 1)))[0], x)
+
+
 def test_lrn_keeps_bfloat16_and_computes_in_float32():
     x = jax.random.uniform(jax.random.key(0), (1, 2, 2, 6), minval=0, maxval=50)
     y16 = jax.jit(pool_norm.local_response_norm)(x.astype(jnp.bfloat16))
