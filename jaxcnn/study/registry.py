@@ -69,6 +69,9 @@ class Analysis:
     weight: float  # minutes it adds to a clean run of reproduce_toy.flags (study.run.WEIGHTS)
     config: Callable[[StudyConfig], dict] = probe_config
     enabled: Callable[[StudyConfig], bool] = lambda cfg: True  # optional analyses say when
+    # Of the analyses whose needs are met, the highest priority starts first (then registry
+    # order): the longest one starts early, so that the two workers end together.
+    priority: int = 0
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)

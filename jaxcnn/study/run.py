@@ -97,12 +97,12 @@ WORKERS = 2
 
 
 class _Analyses:
-    """Runs analyses on `WORKERS` daemon threads: a worker that holds a free slot takes the first
-    analysis in registry order whose needs are met (`registry.NEEDS`: the pre-training is done
-    when this starts, the caller `provide`s the others as its fine-tunings finish), waiting
-    until one is; the caller holds one slot while it trains. Daemon threads, so that an
-    interrupted study exits at once (every stage's result is written atomically: an analysis cut
-    short is run again next time)."""
+    """Runs analyses on `WORKERS` daemon threads: a worker that holds a free slot takes, of the
+    analyses whose needs are met (`registry.NEEDS`: the pre-training is done when this starts,
+    the caller `provide`s the others as its fine-tunings finish), the first of the highest
+    `priority` in registry order, waiting until one is ready; the caller holds one slot while it
+    trains. Daemon threads, so that an interrupted study exits at once (every stage's result is
+    written atomically: an analysis cut short is run again next time)."""
 
     def __init__(self, analyses, run_one: Callable):
         self.run_one = run_one
@@ -122,10 +122,11 @@ class _Analyses:
         """The next analysis to run, waiting until one is ready; None when there is none."""
         with self.ready:
             while self.todo and not (self.errors or self.stopped):
-                for analysis in self.todo:
-                    if set(analysis.needs) <= self.met:
-                        self.todo.remove(analysis)
-                        return analysis
+                ready = [a for a in self.todo if set(a.needs) <= self.met]
+                if ready:
+                    analysis = max(ready, key=lambda a: a.priority)  # the first of the highest
+                    self.todo.remove(analysis)
+                    return analysis
                 self.ready.wait()
             return None
 

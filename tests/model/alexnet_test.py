@@ -216,13 +216,16 @@ def test_msra_init_for_the_small_preset():
     # conv2: fan-in 5*5*12 = 300 (12 = 24 inputs / 2 groups) -> std sqrt(2/300).
     assert cfg.convs[1].weight_std == pytest.approx(math.sqrt(2 / 300))
     assert cfg.fcs[0].weight_std == pytest.approx(math.sqrt(2 / 576))
-    assert cfg.classifier_std == pytest.approx(math.sqrt(1 / 512))
+    assert cfg.classifier_std == 0.01  # CaffeNet's fc8, not sqrt(1 / 512)
     params = alexnet.init_params(module, jax.random.key(0))
     np.testing.assert_allclose(np.std(params["conv3"]["kernel"]), math.sqrt(2 / 576), rtol=0.02)
-    # Unit-scale activations through the stack on pixel-scale inputs (std 64).
+    np.testing.assert_allclose(np.std(params["fc8"]["kernel"]), 0.01, rtol=0.02)
+    # Unit-scale activations through the stack on pixel-scale inputs (std 64), and initial
+    # logits of modest size (here 1.2; fc8 std sqrt(1 / 512) gave 5.4 on this noise).
     x = jax.random.normal(jax.random.key(1), (8, 64, 64, 3)) * 64
-    _, taps = jax.jit(functools.partial(module.apply, train=False))({"params": params}, x)
+    logits, taps = jax.jit(functools.partial(module.apply, train=False))({"params": params}, x)
     for name in ("conv3", "conv5", "fc7"):
         assert 0.1 < float(jnp.std(taps[name])) < 10, name
+    assert float(jnp.std(logits)) < 2
     with pytest.raises(ValueError, match="init"):
         alexnet.from_preset("small", 10, init="xavier")

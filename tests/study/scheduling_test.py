@@ -1,6 +1,6 @@
-"""The study's analyses on worker threads (`jaxcnn.study.run._Analyses`): registry order, needs
-respected, one analysis beside the training and two after it, errors re-raised, a failed
-training starts nothing more."""
+"""The study's analyses on worker threads (`jaxcnn.study.run._Analyses`): priority, then
+registry order, needs respected, one analysis beside the training and two after it, errors
+re-raised, a failed training starts nothing more."""
 
 import threading
 import time
@@ -32,8 +32,12 @@ class _Recorder:
         return f"result of {analysis.name}"
 
 
-def _analyses(*specs):
-    return [SimpleNamespace(name=name, needs=needs) for name, needs in specs]
+def _analyses(*specs, priority=None):
+    priority = priority or {}
+    return [
+        SimpleNamespace(name=name, needs=needs, priority=priority.get(name, 0))
+        for name, needs in specs
+    ]
 
 
 def _wait_until(condition, timeout=5.0):
@@ -107,3 +111,23 @@ def test_a_freed_slot_goes_to_the_first_ready_analysis_in_registry_order():
     side.training_done()
     side.join()
     assert rec.started == ["a", "b", "c"]
+
+
+def test_the_highest_priority_ready_analysis_starts_first():
+    """Priority before registry order among the ready analyses; one that is not ready waits
+    whatever its priority."""
+    rec = _Recorder()
+    todo = _analyses(
+        ("a", ("pretrain",)),
+        ("b", ("pretrain",)),
+        ("late", ("finetunes",)),
+        ("long", ("pretrain",)),
+        priority={"late": 2, "long": 1},
+    )
+    side = run._Analyses(todo, rec)
+    _wait_until(lambda: len(rec.started) >= 3)
+    time.sleep(0.1)  # "training": late waits for it
+    assert rec.started == ["long", "a", "b"]
+    side.training_done()
+    side.join()
+    assert rec.started == ["long", "a", "b", "late"]

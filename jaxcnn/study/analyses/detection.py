@@ -233,4 +233,5 @@ ANALYSIS = Analysis(
     weight=3.4,  # the clean run of seed 0 with --detection at 5291c8b: 12.3 min, 739 s
     config=_config,
     enabled=lambda cfg: cfg.detection,
+    priority=1,  # the longest analysis: it starts beside the fine-tunings
 )
