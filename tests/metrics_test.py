@@ -85,6 +85,20 @@ def test_where_equals_dropping_items(method):
     np.testing.assert_allclose(_ap(scores, pos, method, where), HAND[method], rtol=1e-6)
 
 
+def test_argsort_descending_orders_every_row_under_jit_and_vmap():
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, size=(3, 5, 30)).astype(np.float32)  # many ties
+    scores[0, 0, :3] = [-0.0, 0.0, np.inf]
+    for fn in (jax.jit(metrics.argsort_descending), jax.jit(jax.vmap(metrics.argsort_descending))):
+        order = np.asarray(fn(scores))
+        assert order.dtype == np.int32 and order.shape == scores.shape
+        np.testing.assert_array_equal(
+            np.sort(order, axis=-1), np.broadcast_to(np.arange(30), order.shape)
+        )
+        ranked = np.take_along_axis(scores, order, axis=-1)
+        np.testing.assert_array_equal(ranked, -np.sort(-scores, axis=-1))  # non-increasing
+
+
 def test_step_matches_sklearn_with_ties_and_masks():
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 6, size=(8, 40)).astype(np.float32)  # many ties
