@@ -39,7 +39,7 @@ from absl import app, flags
 
 from jaxcnn.model import alexnet
 from jaxcnn.train import devices as device_lib
-from jaxcnn.train import distributed, regimes, solver
+from jaxcnn.train import distributed, host_memory, regimes, solver
 from jaxcnn.train import step as step_lib
 
 FLAGS = flags.FLAGS
@@ -50,6 +50,12 @@ flags.DEFINE_integer("steps", 3, "Steps timed per round and framework.")
 flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads (0: one per core).")
 flags.DEFINE_enum("compare", "torch", ["torch", "regimes", "devices"], "What to compare.")
 flags.DEFINE_integer("child_devices", 0, "Internal: time the pmapped step on this many devices.")
+flags.DEFINE_bool(
+    "keep_freed_memory",
+    True,
+    "glibc keeps freed memory for reuse, as jaxcnn's scripts set it (jaxcnn.train.host_memory; "
+    "both frameworks allocate through it).",
+)
 
 
 def jax_step_fn(module, params):
@@ -336,6 +342,8 @@ def compare_devices():
 
 
 def main(_):
+    if FLAGS.keep_freed_memory:
+        print(f"keep_freed_memory: {host_memory.keep_freed_memory()}")
     if FLAGS.child_devices:
         time_devices()
     elif FLAGS.compare == "regimes":
