@@ -14,9 +14,12 @@ figure of test images with their top detections. Every stage is cached under ``o
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import json
 import os
+import threading
 import time
 
 import numpy as np
@@ -29,6 +32,23 @@ from jaxcnn.features.ablations import ABLATIONS
 from jaxcnn.storage import checkpoints
 
 REGIMES = ("none", "ft", "fc-ft", "scratch")
+
+# The warped windows of the last two splits (training and test) this process used: the study calls
+# `run_detection` once per network on the same splits (`windows_lib.CachedWindows`).
+_WINDOWS: collections.OrderedDict = collections.OrderedDict()
+_WINDOWS_LOCK = threading.Lock()
+
+
+def windows_of(split: data_lib.Split, wspec: windows_lib.WarpSpec) -> windows_lib.CachedWindows:
+    """The images of `split` with the windows warped by `wspec` kept for reuse."""
+    mean = hashlib.sha256(np.ascontiguousarray(wspec.mean_OxOx3).tobytes()).hexdigest()
+    key = (split.key, wspec.out_size, wspec.pad, mean)
+    with _WINDOWS_LOCK:
+        found = _WINDOWS.pop(key, None) or windows_lib.CachedWindows(split.source, wspec)
+        _WINDOWS[key] = found
+        while len(_WINDOWS) > 2:
+            _WINDOWS.popitem(last=False)
+        return found
 
 
 def _f(default, help_text, **meta):
@@ -149,9 +169,8 @@ def finetune_network(regime, source_run, source_step, train, test, wspec, fspec,
     )
     run_dir = os.path.join(out_dir, f"finetune-{network_name(regime, source_step)}-{train.key}")
     ws = windows_lib.window_set(train.entries)
-    image_of = windows_lib.cached_images(train.source)
     data = windows_lib.WindowIterator(
-        image_of,
+        windows_of(train, wspec),
         ws,
         wspec,
         seed=fspec.seed,
@@ -166,7 +185,7 @@ def finetune_network(regime, source_run, source_step, train, test, wspec, fspec,
         ]
     )
     evals = windows_lib.eval_batches(
-        windows_lib.cached_images(test.source),
+        windows_of(test, wspec),
         held_out,
         wspec,
         batch_size=fspec.batch_size,
@@ -272,7 +291,7 @@ def detect_with_network(
         pool5[part] = window_features.extract_pool5(
             module,
             params,
-            windows_lib.cached_images(split.source),
+            windows_of(split, wspec),
             [e.boxes for e in split.entries],
             wspec,
             os.path.join(pool5_dir, f"pool5-{part}-{split.key}"),

@@ -99,3 +99,24 @@ def test_run_detection_smoke(tmp_path, tiny_scenes):
     assert sorted((r["network"], r["layer"]) for r in summary["rows"]) == sorted(
         [("ft", "conv5"), ("ft", "fc7"), *by]
     )
+
+
+def test_windows_of_keeps_one_cache_per_split_and_spec_for_the_last_two():
+    """The study calls `run_detection` once per network: `windows_of` hands each call the same
+    `CachedWindows` for the same split and warp, a new one for another warp, and keeps two."""
+    from types import SimpleNamespace
+
+    from jaxcnn.detect import windows
+
+    mean = np.zeros((8, 8, 3), np.float32)
+    spec = windows.WarpSpec(8, 1.0, mean)
+    train, test = (SimpleNamespace(key=k, source=[]) for k in ("train-1", "test-1"))
+    first = run.windows_of(train, spec)
+    assert run.windows_of(train, windows.WarpSpec(8, 1.0, mean.copy())) is first
+    test_cache = run.windows_of(test, spec)
+    assert test_cache is not first and test_cache.spec is spec
+    assert run.windows_of(train, spec) is first
+    other = run.windows_of(train, windows.WarpSpec(8, 0.5, mean))  # the third: test's goes
+    assert other is not first and other.spec.pad == 0.5
+    assert run.windows_of(train, spec) is first
+    assert run.windows_of(test, spec) is not test_cache

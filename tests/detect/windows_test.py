@@ -78,3 +78,58 @@ def test_eval_batches_are_padded_and_masked():
     labels = np.concatenate([b["label"] for b in batches])[mask]
     assert mask.sum() == 8 and len(batches) == 3
     assert (labels > 0).sum() == 2  # a quarter foreground
+
+
+class _Source(list):
+    """A source double: item i is {"image": ...}; counts the images read."""
+
+    reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+def test_cached_windows_equal_fresh_warps_and_warp_each_window_once(monkeypatch):
+    """`CachedWindows` gives the windows of a fresh warp bit for bit (mirrored too), warps each
+    window once while under its budget, keeps them read-only, and warps anew for another spec
+    or beyond the budget."""
+    ws = _set()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (24, 24, 3)).astype(np.uint8) for _ in range(3)]
+    mean = rng.normal(size=(8, 8, 3)).astype(np.float32)
+    spec = windows.WarpSpec(out_size=8, pad=1.0, mean_OxOx3=mean)
+    cache = windows.CachedWindows(_Source({"image": im} for im in images), spec)
+    calls = []
+    real = windows.box_ops.warp_pixel_box
+    monkeypatch.setattr(
+        windows.box_ops, "warp_pixel_box", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    idx, mirror = np.array([0, 3, 7, 0, 9]), np.array([False, True, False, True, False])
+    fresh = windows.warp_windows(images.__getitem__, ws, idx, spec, mirror)
+    assert len(calls) == 5
+    first = windows.warp_windows(cache, ws, idx, spec, mirror)
+    assert len(calls) == 9  # window 0 is warped once, then mirrored from the kept copy
+    again = windows.warp_windows(cache, ws, idx, spec, mirror)
+    assert len(calls) == 9
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_array_equal(again, fresh)
+    assert len(cache.kept) == 4 and cache.nbytes == 4 * 8 * 8 * 3 * 4
+    assert not cache.warp(0, ws.boxes[0]).flags.writeable
+    copy = windows.WarpSpec(out_size=8, pad=1.0, mean_OxOx3=mean.copy())
+    assert cache.serves(copy)
+    windows.warp_windows(cache, ws, idx[:1], copy)
+    assert len(calls) == 9  # an equal spec is served from the kept windows
+    other = windows.WarpSpec(out_size=8, pad=0.0, mean_OxOx3=mean)
+    assert not cache.serves(other)
+    np.testing.assert_array_equal(
+        windows.warp_windows(cache, ws, idx[:2], other),
+        windows.warp_windows(images.__getitem__, ws, idx[:2], other),
+    )
+    small = windows.CachedWindows(_Source({"image": im} for im in images), spec, budget_bytes=1000)
+    windows.warp_windows(small, ws, np.arange(4), spec)
+    assert len(small.kept) == 1 and small.nbytes == 768  # the next would pass 1,000 bytes
+    np.testing.assert_array_equal(
+        windows.warp_windows(small, ws, np.arange(4), spec),
+        windows.warp_windows(images.__getitem__, ws, np.arange(4), spec),
+    )
