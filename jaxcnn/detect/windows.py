@@ -106,9 +106,7 @@ def warp_windows(
 
 
 def _warp(image, box, spec: WarpSpec) -> np.ndarray:
-    return box_ops.warp_pixel_box(
-        image, box, spec.mean_OxOx3, out_size=spec.out_size, pad=spec.pad
-    )  # fmt: skip
+    return box_ops.warp_pixel_box(image, box, spec.mean_OxOx3, out_size=spec.out_size, pad=spec.pad)
 
 
 def cached_images(source, maxsize: int = 4096) -> Callable[[int], np.ndarray]:
