@@ -166,6 +166,23 @@ def test_selectivity_findings():
     assert selectivity.selectivity_findings(sel)[1][0].holds is None
 
 
+def test_selectivity_table_has_the_methods_in_their_defined_order():
+    """Table 2.1's columns follow `entropy.METHODS` whether the result's keys come in that order
+    (a fresh run), sorted (read back from stage.json) or reversed, each under its own values."""
+    from jaxcnn.selectivity.entropy import METHODS
+
+    for order in (METHODS, tuple(sorted(METHODS)), METHODS[::-1]):
+        values = {m: float(i) for i, m in enumerate(order)}
+        sel = _sel(8.0, 1.0, 1, 30)
+        sel["result"]["table_2_1"] = {
+            la: {m: [values[m], 0.0, 0.0, 1.0] for m in order} for la in LAYERS
+        }
+        sections, _ = selectivity.selectivity_findings(sel)
+        (table,) = [t for s in sections for t in s.tables if t.header[1:2] == ("label 0.1",)]
+        assert [h.split()[0] for h in table.header[1::4]] == list(METHODS)
+        assert table.rows[0][1::4] == tuple(f"{values[m]:.2f}" for m in METHODS)
+
+
 def _det_result(pre, ft, fcft, scratch, conv5, binarized, sp_max, first, noise=None):
     """A detection result: the fc7 of each network (conv5 3 and fc6 1 below it), the ft conv5
     ablations, ft fc7 from step 75 (`first`); every key measured on 3 resamples, equal to its

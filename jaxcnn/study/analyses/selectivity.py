@@ -7,6 +7,7 @@ import numpy as np
 
 from jaxcnn.documents import Finding, Section, Table, figure_if_exists, fmt
 from jaxcnn.selectivity import compare_pair
+from jaxcnn.selectivity.entropy import METHODS
 from jaxcnn.study import runs
 from jaxcnn.study.config import LAYERS
 from jaxcnn.study.registry import Analysis, Context
@@ -36,7 +37,10 @@ def selectivity_run(ctx: Context, out_dir) -> dict:
 def selectivity_findings(sel) -> tuple[list[Section], list[Finding]]:
     res, out = sel["result"], sel["out_dir"]
     t21 = res["table_2_1"]
-    methods = list(next(iter(t21.values())))
+    # The entropy methods in their defined order: a result read back from stage.json has its keys
+    # sorted, a fresh one in the order they were computed; the table is the same either way.
+    first = next(iter(t21.values()))
+    methods = [m for m in METHODS if m in first] + sorted(set(first) - set(METHODS))
     rows = tuple(
         (layer, *[f"{t21[layer][m][q]:.2f}" for m in methods for q in range(4)]) for layer in t21
     )
