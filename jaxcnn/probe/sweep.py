@@ -127,18 +127,29 @@ def split_scores(
     The cost is selected by the protocol on split 0 only and reused on the others (each then
     costs one fit instead of the whole cross-validated cost path). Returns the score (%) for
     ``splits == 1``, else the list of the splits' scores."""
-    first, cost = _score_and_cost(x_tr, y_tr, x_te, y_te, task, num_classes, protocol, None)
-    if splits == 1:
-        return first
-    x, y = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
-    scores = [first]
-    for train, test in split_rows(len(x_tr), len(x_te), splits)[1:]:
-        scores.append(
-            _score_and_cost(
-                x[train], y[train], x[test], y[test], task, num_classes, protocol, cost
-            )[0]
-        )
-    return scores
+    scores, _ = _more_splits(
+        x_tr, y_tr, x_te, y_te, task, num_classes, protocol, splits, done=(), cost=None
+    )
+    return scores[0] if splits == 1 else scores
+
+
+def _more_splits(x_tr, y_tr, x_te, y_te, task, num_classes, protocol, splits, *, done, cost):
+    """The scores of splits ``0 … splits − 1`` and split 0's cost(s), given the scores `done` of
+    the first splits (and, when there are any, the `cost` split 0 chose): only the missing
+    splits are fitted."""
+    scores = list(done)
+    if not scores:
+        first, cost = _score_and_cost(x_tr, y_tr, x_te, y_te, task, num_classes, protocol, None)
+        scores.append(first)
+    if splits > len(scores):
+        x, y = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
+        for train, test in split_rows(len(x_tr), len(x_te), splits)[len(scores) :]:
+            scores.append(
+                _score_and_cost(
+                    x[train], y[train], x[test], y[test], task, num_classes, protocol, cost
+                )[0]
+            )
+    return scores[:splits], cost
 
 
 def probe_layers(
@@ -163,27 +174,43 @@ def probe_layers(
     if splits < 1:
         raise ValueError(f"splits must be >= 1, got {splits}")
     grid = list(grid)
+    todo = {cell: ((), None) for cell in grid}
+    fresh = _fit_cells(train, test, todo, task, num_classes, protocol, splits, progress)
     out: dict = {}
-    for i, (layer, ablation) in enumerate(grid):
+    for layer, ablation in grid:
+        scores = fresh[(layer, ablation)][0]
+        out.setdefault(layer, {})[ablation] = scores[0] if splits == 1 else scores
+    return out
+
+
+def _fit_cells(train, test, cells: dict, task, num_classes, protocol, splits, progress=None):
+    """``{cell: (scores of its first splits, split 0's cost)}`` -> the same with `splits` scores
+    each (`_more_splits`)."""
+    out = {}
+    for i, ((layer, ablation), (done, cost)) in enumerate(cells.items()):
         x_tr = ablations.ablated(train["taps"][layer], ablation, seed=0)
         x_te = ablations.ablated(test["taps"][layer], ablation, seed=1)
-        out.setdefault(layer, {})[ablation] = split_scores(
+        out[(layer, ablation)] = _more_splits(
             np.asarray(x_tr),
             np.asarray(train["labels"]),
             np.asarray(x_te),
             np.asarray(test["labels"]),
-            task=task,
-            num_classes=num_classes,
-            protocol=protocol,
-            splits=splits,
+            task,
+            num_classes,
+            protocol,
+            splits,
+            done=done,
+            cost=cost,
         )
         if progress is not None:
-            progress(i + 1, len(grid), layer, ablation)
+            progress(i + 1, len(cells), layer, ablation)
     return out
 
 
-# Scores of the probes run in this process, by their features' folders and settings: a cell
-# that two analyses share (e.g. the final snapshot's layers in Tables 3 and 7) is fitted once.
+# The probes run in this process, by their features' folders and settings: ``{key: (scores of
+# splits 0, 1, …, split 0's cost)}``. A cell that two analyses share (e.g. the final snapshot's
+# layers in Tables 3 and 7) is fitted once; a request for more splits than are there fits only
+# the missing ones.
 _scores: dict = {}
 
 
@@ -191,27 +218,29 @@ def probe(
     cache_, run, step, task_sets, grid, protocol: str, taps=TAP_NAMES, splits: int = 1
 ) -> dict:
     """`probe_layers` on the features of checkpoint (`run`, `step`) read through a
-    `jaxcnn.features.FeatureCache`; `task_sets` = (train set, test set, task, classes). A cell
-    already scored in this process on the same feature folders and settings is not refitted."""
+    `jaxcnn.features.FeatureCache`; `task_sets` = (train set, test set, task, classes). The
+    splits of a cell already scored in this process on the same feature folders and settings
+    are not refitted (a request for fewer splits reads the first ones)."""
+    if splits < 1:
+        raise ValueError(f"splits must be >= 1, got {splits}")
     folders = tuple(str(cache_.folder(run, step, fs)[1]) for fs in task_sets[:2])
-    key = lambda cell: (folders, *task_sets[2:], *cell, protocol, splits)  # noqa: E731
-    todo = [cell for cell in grid if key(cell) not in _scores]
+    key = lambda cell: (folders, *task_sets[2:], *cell, protocol)  # noqa: E731
+    todo = {
+        cell: _scores.get(key(cell), ((), None))
+        for cell in grid
+        if len(_scores.get(key(cell), ((), None))[0]) < splits
+    }
     if todo:
         train, test, task, num_classes = cache_.pair(run, step, task_sets, taps)
-        fresh = probe_layers(
-            train,
-            test,
-            todo,
-            task=task,
-            num_classes=num_classes,
-            protocol=protocols.PROTOCOLS[protocol],
-            splits=splits,
+        fresh = _fit_cells(
+            train, test, todo, task, num_classes, protocols.PROTOCOLS[protocol], splits
         )
-        for layer, ablation in todo:
-            _scores[key((layer, ablation))] = fresh[layer][ablation]
+        for cell, (scores, cost) in fresh.items():
+            _scores[key(cell)] = (tuple(scores), cost)
     out: dict = {}
     for layer, ablation in grid:
-        out.setdefault(layer, {})[ablation] = _scores[key((layer, ablation))]
+        scores = _scores[key((layer, ablation))][0][:splits]
+        out.setdefault(layer, {})[ablation] = scores[0] if splits == 1 else list(scores)
     return out
 
 

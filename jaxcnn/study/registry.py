@@ -19,28 +19,34 @@ from jaxcnn.features import FeatureCache
 from jaxcnn.storage.stages import StageResult
 from jaxcnn.study.config import StudyConfig
 
-# What an analysis may need: the pre-training, every fine-tuning, or the PASCAL-stand-in ft run.
-NEEDS = ("pretrain", "finetunes", "finetune-det-ft")
+# What an analysis may need: the pre-training, every fine-tuning, the PASCAL stand-in's
+# fine-tunings (every regime and Table 4's), or its ft run. The fine-tunings run in that order
+# (`study.run`), so an analysis that needs only the PASCAL stand-in's starts before the others.
+NEEDS = ("pretrain", "finetunes", "finetunes-det", "finetune-det-ft")
 
 
 @dataclasses.dataclass
 class Context:
     """What the analyses share: the config, the feature cache and the finished training stages.
 
-    `runs` maps (target, regime) and ("det", "ft", step) to fine-tuning stages."""
+    `runs` maps (target, regime) and ("det", "ft", step) to fine-tuning stages; `stages` holds
+    the pre-training's and, as they finish, the analyses' stages by name."""
 
     cfg: StudyConfig
     cache: FeatureCache
     stages: dict[str, StageResult]
     runs: dict[tuple, StageResult]
 
-    def upstream(self, needs: tuple[str, ...]) -> tuple[StageResult, ...]:
-        out: list[StageResult] = []
+    def upstream(self, needs: tuple[str, ...], after: tuple[str, ...] = ()) -> tuple:
+        """The stages of `needs` (`NEEDS`) and of the analyses `after`."""
+        out: list[StageResult] = [self.stages[name] for name in after]
         for need in needs:
             if need == "pretrain":
                 out.append(self.stages["pretrain"])
             elif need == "finetunes":
                 out.extend(self.runs.values())
+            elif need == "finetunes-det":
+                out.extend(run for key, run in self.runs.items() if key[0] == "det")
             elif need == "finetune-det-ft":
                 out.append(self.runs[("det", "ft")])
             else:
@@ -72,6 +78,9 @@ class Analysis:
     # Of the analyses whose needs are met, the highest priority starts first (then registry
     # order): the longest one starts early, so that the two workers end together.
     priority: int = 0
+    # Analyses whose results this one reads (`Context.stages[name]`): it starts after them, and
+    # their stages are upstream of its own.
+    after: tuple[str, ...] = ()
 
     def __post_init__(self):
         unknown = set(self.needs) - set(NEEDS)

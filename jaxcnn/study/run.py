@@ -1,13 +1,15 @@
 """`run_study`: the paper's study end to end as cached stages.
 
-Stages: data -> pretrain (snapshots) -> fine-tune {det, scene} x {ft, fc-ft, scratch} and ft
-from earlier snapshots (Table 4) -> every registered analysis (`jaxcnn.study.analyses`: probes
-over snapshots, over ablations, of the fine-tuned networks, selectivity) -> report. Each analysis
-stage returns plain JSON numbers and writes its figures into its folder.
+Stages: data -> pretrain (snapshots) -> fine-tune det x {ft, fc-ft, scratch}, det ft from
+earlier snapshots (Table 4), scene x {ft, fc-ft, scratch} -> every registered analysis
+(`jaxcnn.study.analyses`: probes over snapshots, over ablations, of the fine-tuned networks,
+selectivity) -> report. Each analysis stage returns plain JSON numbers and writes its figures
+into its folder.
 
 Analyses run on worker threads (`_Analyses`), each as soon as the stages it needs are done
-(selectivity after the first fine-tuning): one beside the fine-tunings (which run in the calling
-thread), two at once after them. A single
+(selectivity after the first fine-tuning, the GT-box probes after the PASCAL stand-in's
+fine-tunings, an analysis that reads another's results after that one): one beside the
+fine-tunings (which run in the calling thread), two at once after them. A single
 stream of work keeps a 2-core CPU about 80 % busy (compiles, Python and small ops are serial);
 two streams fill the gaps. Results do not depend on the overlap: each stage's numbers come from
 its own computations, which XLA runs the same way whatever else runs (a study run this way gave
@@ -75,25 +77,34 @@ def _pretraining(cfg: StudyConfig, root: Path, done: Callable, emit: Callable) -
 
 
 def _finetuning(cfg: StudyConfig, root: Path, trained: dict, ft_runs: dict, done, side) -> None:
-    """The fine-tuning stages, into `ft_runs` as they finish; `side` hears of the PASCAL-stand-in
-    ft run as soon as it is there."""
+    """The fine-tuning stages, into `ft_runs` as they finish: the PASCAL stand-in's (every
+    regime, then Table 4's from earlier snapshots), then the SUN stand-in's. `side` hears of the
+    PASCAL stand-in's ft run and of all its fine-tunings as soon as they are there."""
     data, pre = trained["data"], trained["pretrain"]
-    for target in ("det", "scene"):
-        for regime in REGIMES:
-            ft_runs[(target, regime)] = done(
-                runs.finetune_stage(cfg, root, data, pre, target, regime, None), "finetune"
-            )
-            if (target, regime) == ("det", "ft"):
-                side.provide("finetune-det-ft")
+    for regime in REGIMES:
+        ft_runs[("det", regime)] = done(
+            runs.finetune_stage(cfg, root, data, pre, "det", regime, None), "finetune"
+        )
+        if regime == "ft":
+            side.provide("finetune-det-ft")
     for step in cfg.table4_snapshots:
         ft_runs[("det", "ft", step)] = done(
             runs.finetune_stage(cfg, root, data, pre, "det", "ft", None, from_step=step),
             "finetune",
         )
+    side.provide("finetunes-det")
+    for regime in REGIMES:
+        ft_runs[("scene", regime)] = done(
+            runs.finetune_stage(cfg, root, data, pre, "scene", regime, None), "finetune"
+        )
 
 
 # Analyses at once after the fine-tunings; beside them, one fewer (module docstring).
 WORKERS = 2
+
+
+def _after(analysis) -> tuple[str, ...]:
+    return getattr(analysis, "after", ())
 
 
 class _Analyses:
@@ -122,7 +133,7 @@ class _Analyses:
         """The next analysis to run, waiting until one is ready; None when there is none."""
         with self.ready:
             while self.todo and not (self.errors or self.stopped):
-                ready = [a for a in self.todo if set(a.needs) <= self.met]
+                ready = [a for a in self.todo if {*a.needs, *_after(a)} <= self.met]
                 if ready:
                     analysis = max(ready, key=lambda a: a.priority)  # the first of the highest
                     self.todo.remove(analysis)
@@ -142,6 +153,8 @@ class _Analyses:
                     self.errors.append(e)
                     with self.ready:
                         self.ready.notify_all()
+                else:
+                    self.provide(analysis.name)  # for the analyses that come `after` it
 
     def provide(self, need: str) -> None:
         """`need` is met from now on."""
@@ -182,6 +195,10 @@ def run_study(cfg: StudyConfig, root: str, *, emit: Callable[[str], None] = prin
 def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dict:
     nft = 2 * len(REGIMES) + len(cfg.table4_snapshots)
     analyses = [a for a in ANALYSES if a.enabled(cfg)]
+    names = [a.name for a in analyses]
+    for a in analyses:
+        if set(a.after) - set(names):
+            raise ValueError(f"{a.name} comes after {sorted(set(a.after) - set(names))}: enable it")
     weights = {**WEIGHTS, **{a.name: a.weight for a in analyses}}
     total = sum(weights.values()) + WEIGHTS["finetune"] * (nft - 1)
     progress = Progress(total, emit)
@@ -197,16 +214,15 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
         return res
 
     def run_one(analysis):
-        return done(
-            stages.run_stage(
-                root,
-                analysis.name,
-                analysis.config(cfg),
-                lambda d: analysis.run(ctx, d),
-                upstream=ctx.upstream(analysis.needs),
-            ),
+        res = stages.run_stage(
+            root,
             analysis.name,
+            analysis.config(cfg),
+            lambda d: analysis.run(ctx, d),
+            upstream=ctx.upstream(analysis.needs, analysis.after),
         )
+        ctx.stages[analysis.name] = res  # before `after` analyses start
+        return done(res, analysis.name)
 
     runs.check_datasets(cfg)  # before any stage: an unprepared real dataset is named now
     emit(f"study in {root}")
@@ -222,7 +238,6 @@ def _run_study(cfg: StudyConfig, root: Path, emit: Callable[[str], None]) -> dic
     results = side.join()
     # Training stages in their order, then the analyses in registry order (as they may finish
     # in another): one row order for every run (experiments/seeds_table.py lines runs up).
-    names = [a.name for a in analyses]
     timings.sort(key=lambda t: names.index(t[0]) if t[0] in names else -1)
     wall = time.perf_counter() - progress.start
     md, html = report.write(

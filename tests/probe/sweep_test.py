@@ -159,13 +159,39 @@ def test_probe_fits_a_cell_once_per_process(monkeypatch):
     assert cache.reads == 2 and both["conv5"] == first["conv5"]  # only fc7 was new
     again = probe.probe(cache, "a", None, sets, [("fc7", "none")], "voc07_c20", splits=2)
     assert cache.reads == 2 and again["fc7"] == both["fc7"]
-    # another checkpoint, split count or protocol is another cell
+    # another checkpoint is another cell; fewer splits of a cell are read, not refitted
     other = probe.probe(cache, "b", None, sets, [("fc7", "none")], "voc07_c20", splits=2)
     one = probe.probe(cache, "a", None, sets, [("fc7", "none")], "voc07_c20", splits=1)
-    assert cache.reads == 4 and other["fc7"] != both["fc7"]
+    assert cache.reads == 3 and other["fc7"] != both["fc7"]
     assert one["fc7"]["none"] == both["fc7"]["none"][0]  # split 0 is the given partition
     want = probe.probe_layers(
         *pairs["a"], [("fc7", "none")], task="multilabel", num_classes=3,
         protocol=probe.PROTOCOLS["voc07_c20"], splits=2,
     )  # fmt: skip
     assert both["fc7"]["none"] == want["fc7"]["none"]
+
+
+def test_more_splits_of_a_cell_fit_only_the_missing_ones(monkeypatch):
+    rng = np.random.default_rng(4)
+    pairs = {"a": (_task(rng, 30), _task(rng, 24))}
+    cache = _Cache(pairs)
+    monkeypatch.setattr(probe.sweep, "_scores", {})
+    sets = ("train", "test", "multilabel", 3)
+    fits = []
+    real = probe.sweep._score_and_cost
+    monkeypatch.setattr(probe.sweep, "_score_and_cost", lambda *a: fits.append(a[-1]) or real(*a))
+    one = probe.probe(cache, "a", None, sets, [("conv5", "none")], "voc07_c20", splits=1)
+    assert len(fits) == 1 and fits[0] is None  # split 0: cross-validated cost
+    three = probe.probe(cache, "a", None, sets, [("conv5", "none")], "voc07_c20", splits=3)
+    assert len(fits) == 3 and all(c is not None for c in fits[1:])  # splits 1, 2 only
+    assert three["conv5"]["none"][0] == one["conv5"]["none"]
+    monkeypatch.setattr(probe.sweep, "_score_and_cost", real)
+    want = probe.probe_layers(
+        *pairs["a"], [("conv5", "none")], task="multilabel", num_classes=3,
+        protocol=probe.PROTOCOLS["voc07_c20"], splits=3,
+    )  # fmt: skip
+    assert three["conv5"]["none"] == want["conv5"]["none"]
+    two = probe.probe(cache, "a", None, sets, [("conv5", "none")], "voc07_c20", splits=2)
+    assert cache.reads == 2 and two["conv5"]["none"] == want["conv5"]["none"][:2]
+    with pytest.raises(ValueError, match="splits"):
+        probe.probe(cache, "a", None, sets, [("conv5", "none")], "voc07_c20", splits=0)

@@ -11,6 +11,8 @@ def test_registered_analyses_are_distinct_and_complete():
     assert names == [
         "probe-snapshots",
         "probe-ablations",
+        "probe-regimes",
+        "probe-layers",
         "probe-transfer",
         "selectivity",
         "transfer",
@@ -26,6 +28,9 @@ def test_needs_resolve_to_stages():
     assert ctx.upstream(("pretrain",)) == ("P",)
     assert ctx.upstream(("pretrain", "finetunes")) == ("P", "D", "S", "D75")
     assert ctx.upstream(("finetune-det-ft",)) == ("D",)
+    assert ctx.upstream(("finetunes-det",)) == ("D", "D75")
+    stages["probe-transfer"] = "T"
+    assert ctx.upstream(("pretrain",), after=("probe-transfer",)) == ("T", "P")
     with pytest.raises(ValueError, match="finetunes"):
         ctx.upstream(("finetune",))
     with pytest.raises(ValueError, match="unknown needs"):

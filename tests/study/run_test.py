@@ -114,7 +114,7 @@ def test_fc_ft_conv_cells_are_the_pretrained_ones(tiny_study):
     import json
 
     _, root, _, _ = tiny_study
-    (summary,) = glob.glob(str(root / "work" / "probe-transfer-*" / "stage.json"))
+    (summary,) = glob.glob(str(root / "work" / "probe-layers-*" / "stage.json"))
     gt = json.load(open(summary))["result"]["gt"]
     for layer in model.CONV_NAMES:
         assert gt["fc-ft"][layer] == gt["pre-train"][layer]

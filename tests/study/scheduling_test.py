@@ -131,3 +131,18 @@ def test_the_highest_priority_ready_analysis_starts_first():
     side.training_done()
     side.join()
     assert rec.started == ["long", "a", "b", "late"]
+
+
+def test_an_analysis_after_another_starts_when_that_one_is_done():
+    """`after`: an analysis that reads another's results waits for it even when a slot is free
+    and its needs are met; one registered first but not ready does not hold up the others."""
+    rec = _Recorder(seconds=0.2)
+    todo = _analyses(("reads", ("pretrain",)), ("first", ("pretrain",)), ("other", ("pretrain",)))
+    todo[0].after = ("first",)
+    side = run._Analyses(todo, rec)
+    side.training_done()  # two slots
+    _wait_until(lambda: len(rec.started) == 2)
+    time.sleep(0.05)
+    assert rec.started == ["first", "other"]  # "reads" waits although it comes first
+    side.join()
+    assert rec.started == ["first", "other", "reads"]

@@ -13,6 +13,8 @@ from jaxcnn.study.analyses import (
 ANALYSES = (
     depth.ANALYSIS,
     ablation.ANALYSIS,
+    finetuning.REGIMES_ANALYSIS,
+    finetuning.LAYERS_ANALYSIS,
     finetuning.ANALYSIS,
     selectivity.ANALYSIS,
     transferability.ANALYSIS,

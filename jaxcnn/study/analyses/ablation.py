@@ -20,6 +20,25 @@ PAPER_TABLE7 = {
     ("conv5", "sp-shuffle"): 59.5,
 }
 PAPER_TABLE8 = {"none": 47.6, "binarize": 45.7, "sp-max": 25.4}
+# The cells whose probes decide a finding (`ablation_findings`), per target.
+DECIDING = {
+    "cls": {
+        ("conv5", "none"),
+        ("conv5", "binarize"),
+        ("conv5", "sp-max"),
+        ("fc7", "none"),
+        ("fc7", "binarize"),
+    },
+    "scene": {("conv5", "none"), ("conv5", "sp-max")},
+}
+
+
+def _merge(a: dict, b: dict) -> dict:
+    """Two ``{layer: {ablation: score}}`` results as one."""
+    out = {layer: dict(cells) for layer, cells in a.items()}
+    for layer, cells in b.items():
+        out.setdefault(layer, {}).update(cells)
+    return out
 
 
 def ablation_probes(ctx: Context, out_dir) -> dict:
@@ -28,10 +47,19 @@ def ablation_probes(ctx: Context, out_dir) -> dict:
     cfg, cache, pre = ctx.cfg, ctx.cache, ctx.stages["pretrain"]
     sets = runs.feature_sets(cfg)
     k = cfg.probe_splits
-    grid = features.ablation_grid(LAYERS, ABLATIONS)
-    cls = probe.probe(cache, pre, None, sets["cls"], grid, cfg.protocol, splits=k)
-    scene_grid = features.ablation_grid(("conv5", "fc7"), ABLATIONS)
-    scene = probe.probe(cache, pre, None, sets["scene"], scene_grid, cfg.protocol, splits=k)
+
+    def probes(which, grid):
+        """The cells that decide a finding (`DECIDING`) on every split, the others on split 0
+        only (docs/methods.md §4.6)."""
+        many = [cell for cell in grid if cell in DECIDING[which]]
+        once = [cell for cell in grid if cell not in DECIDING[which]]
+        return _merge(
+            probe.probe(cache, pre, None, sets[which], once, cfg.protocol, splits=1),
+            probe.probe(cache, pre, None, sets[which], many, cfg.protocol, splits=k),
+        )
+
+    cls = probes("cls", features.ablation_grid(LAYERS, ABLATIONS))
+    scene = probes("scene", features.ablation_grid(("conv5", "fc7"), ABLATIONS))
     return jsonable({"cls": cls, "scene": scene})
 
 

@@ -18,6 +18,8 @@ from jaxcnn.study.config import LAYERS
 from jaxcnn.study.registry import Analysis, Context, probe_config
 from jaxcnn.verdicts import above, all_of, below, paired
 
+# The layers whose probes decide a finding (`depth_findings`), at the final and first snapshot.
+DECIDING = {"final": ("conv1", "conv5", "fc7"), "first": ("fc7",)}
 PAPER_TABLE3 = dict(zip(LAYERS, (25.1, 45.3, 50.7, 54.5, 65.6, 71.7, 74.1), strict=True))
 
 
@@ -55,18 +57,19 @@ def snapshot_probes(ctx: Context, out_dir: Path) -> dict:
     k = cfg.probe_splits
 
     def layers_at(step):
-        """Every split where a finding reads the cell (all layers of the final snapshot, fc7 of
-        each); split 0 only for the rest of Table 3 (docs/methods.md §4.6)."""
-        if step == steps[-1]:
-            return probe.probe(cache, pre, step, sets, grid, cfg.protocol, splits=k)
-        below_fc7 = [(layer, "none") for layer in LAYERS if layer != "fc7"]
-        once = probe.probe(cache, pre, step, sets, below_fc7, cfg.protocol, splits=1)
+        """Every split where a finding reads the cell (`DECIDING`: conv1, conv5 and fc7 of the
+        final snapshot, fc7 of the first); split 0 only for the rest of Table 3
+        (docs/methods.md §4.6)."""
+        deciding = DECIDING["final"] if step == steps[-1] else ()
+        deciding += DECIDING["first"] if step == steps[0] else ()
+        grid = [(layer, "none") for layer in LAYERS]
+        many = [cell for cell in grid if cell[0] in deciding]
+        once = [cell for cell in grid if cell[0] not in deciding]
         return {
-            **once,
-            **probe.probe(cache, pre, step, sets, [("fc7", "none")], cfg.protocol, splits=k),
+            **probe.probe(cache, pre, step, sets, once, cfg.protocol, splits=1),
+            **probe.probe(cache, pre, step, sets, many, cfg.protocol, splits=k),
         }
 
-    grid = [(layer, "none") for layer in LAYERS]
     table = {s: layers_at(s) for s in steps}
     final = cache.get(pre, steps[-1], sets[1])
     ref = {layer: _cka_batches(final["taps"][layer]) for layer in LAYERS}
@@ -132,8 +135,8 @@ def depth_findings(snap) -> tuple[Section, list[Finding]]:
     sec = Section(
         "Table 3: PASCAL-CLS stand-in probe mAP vs pre-training iteration",
         "Linear SVM probe (VOC07 protocol) on each layer of each pre-training snapshot; mean "
-        "± std over the probe splits for fc-7 and the last snapshot (they decide findings), "
-        "split 0 alone elsewhere.",
+        "± std over the probe splits for conv-1, conv-5 and fc-7 of the last snapshot and fc-7 "
+        "of the first (they decide findings), split 0 alone elsewhere.",
         (Table(("layer", *[f"{s} it." for s in steps], "paper 305k"), rows),),
         figure_if_exists(snap["out_dir"], "map_vs_iteration.png", "Probe mAP vs iteration")
         + figure_if_exists(
