@@ -133,6 +133,35 @@ def test_gt_box_source_on_tiny_scenes(tiny_dir):
     assert batches[0]["image"].shape == (16, 64, 64, 3)
 
 
+def test_gt_box_index_is_read_once_per_split_view(tiny_dir, monkeypatch):
+    scenes = sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir)
+    mean = np.zeros((16, 16, 3), np.float32)
+    monkeypatch.setattr(boxes, "_INDEXES", {})
+    raw_reads = []
+    real_raw = sources.Source.raw
+    monkeypatch.setattr(
+        sources.Source, "raw", lambda self, i: raw_reads.append(i) or real_raw(self, i)
+    )
+    first = boxes.GtBoxSource(scenes, out_size=16, mean_OxOx3=mean)
+    assert raw_reads == list(range(len(scenes)))
+    again = boxes.GtBoxSource(
+        sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir),
+        out_size=8,
+        mean_OxOx3=mean[:8, :8],
+    )
+    assert raw_reads == list(range(len(scenes)))  # the same records: not read again
+    np.testing.assert_array_equal(again.index, first.index)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    assert again.report == first.report and again.report is not first.report
+    with pytest.raises(ValueError, match="read-only"):
+        first.labels[0] = 1  # shared between the two
+    head = boxes.GtBoxSource(scenes.subset(range(3)), out_size=16, mean_OxOx3=mean)
+    assert raw_reads == list(range(len(scenes))) + [0, 1, 2]  # other records: read
+    assert len(head) == int(np.sum(first.index[:, 0] < 3))
+    boxes.GtBoxSource(scenes, out_size=16, mean_OxOx3=mean, skip_bad=True)
+    assert len(raw_reads) == 2 * len(scenes) + 3  # skip_bad is part of the key
+
+
 def test_gt_box_source_decodes_each_image_once_in_order(tiny_dir):
     scenes = sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir)
     mean = np.zeros((32, 32, 3), np.float32)
