@@ -104,10 +104,6 @@ def _finetuning(cfg: StudyConfig, root: Path, trained: dict, ft_runs: dict, done
 WORKERS = 2
 
 
-def _after(analysis) -> tuple[str, ...]:
-    return getattr(analysis, "after", ())
-
-
 class _Analyses:
     """Runs analyses on `WORKERS` daemon threads: a worker that holds a free slot takes, of the
     analyses whose needs are met (`registry.NEEDS`: the pre-training is done when this starts,
@@ -134,7 +130,7 @@ class _Analyses:
         """The next analysis to run, waiting until one is ready; None when there is none."""
         with self.ready:
             while self.todo and not (self.errors or self.stopped):
-                ready = [a for a in self.todo if {*a.needs, *_after(a)} <= self.met]
+                ready = [a for a in self.todo if {*a.needs, *a.after} <= self.met]
                 if ready:
                     analysis = max(ready, key=lambda a: a.priority)  # the first of the highest
                     self.todo.remove(analysis)

@@ -35,7 +35,7 @@ class _Recorder:
 def _analyses(*specs, priority=None):
     priority = priority or {}
     return [
-        SimpleNamespace(name=name, needs=needs, priority=priority.get(name, 0))
+        SimpleNamespace(name=name, needs=needs, priority=priority.get(name, 0), after=())
         for name, needs in specs
     ]
 
