@@ -55,8 +55,8 @@ def _check(acts, labels, num_classes, method, num_thresholds):
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if not isinstance(num_thresholds, int) or num_thresholds < 2:
         raise ValueError(f"num_thresholds must be an int >= 2, got {num_thresholds!r}")
-    if (num_thresholds + 1) * num_classes * acts.shape[2] >= 2**31:
-        raise ValueError("(num_thresholds + 1) * num_classes * F must be < 2**31")
+    if (num_thresholds + 1) * (num_classes + 1) * acts.shape[2] >= 2**31:
+        raise ValueError("(num_thresholds + 1) * (num_classes + 1) * F must be < 2**31")
     if not isinstance(labels, jax.core.Tracer):  # value check only possible outside jit
         lab = np.asarray(labels)
         if lab.min() < 0 or lab.max() >= num_classes:
@@ -94,19 +94,22 @@ def _buckets(scores_MxF, tau_TxF):
         above = table[base_F[None, :] + b_MxF + 1] <= scores_MxF  # τ_b <= score: b too small
         return b_MxF - below + above, jnp.any(below | above)
 
-    def iterate(b_MxF):  # exact for any spacing: step until no bucket moves
-        return jax.lax.while_loop(lambda c: c[1], lambda c: step(c[0]), step(b_MxF))[0]
-
     # Rounding bound (eps = unit roundoff, M = max(|lo|, |hi|), S = hi − lo): the guess is
     # within 4·eps·(T−1) of the exact position u = (s − lo)/S·(T−1), and each stored τ_t within
     # (T−1)·eps·(3 + 1.01·M/S) of position t. When both are < 1/2 the thresholds are strictly
     # ordered and the guess is at most one bucket off, so one exact step suffices; otherwise
-    # (nearly constant filters far from 0, low precision) iterate.
+    # (nearly constant filters far from 0, low precision) step until no bucket moves, which is
+    # exact for any spacing. One loop holds the step's only copy (each copy costs compile time).
     eps = jnp.finfo(tau_TxF.dtype).eps / 2
     mag_F = jnp.maximum(jnp.abs(lo_F), jnp.abs(hi_F))
     spread_F = (num_t - 1) * eps * (8 + 2 * mag_F / jnp.where(span_F > 0, span_F, 1))
     safe = jnp.all((span_F == 0) | (spread_F < 0.25))  # constant filters are guessed exactly
-    return jax.lax.cond(safe, lambda b: step(b)[0], iterate, b_MxF)
+
+    def body(state):
+        b_MxF, moved = step(state[0])
+        return b_MxF, moved & ~safe
+
+    return jax.lax.while_loop(lambda c: c[1], body, (b_MxF, jnp.bool_(True)))[0]
 
 
 def _chunk_histogram(scores_MxF, labels_M, tau_TxF, num_classes, weighted):
@@ -122,28 +125,28 @@ def _chunk_histogram(scores_MxF, labels_M, tau_TxF, num_classes, weighted):
 
 
 def _accumulate(scores_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_elements):
-    """Sum the chunk histograms over chunks of images (a loop plus a static tail)."""
+    """Sum the chunk histograms over chunks of images, every chunk of one shape (one copy of the
+    chunk's program): the last chunk ends at image N, and the images an earlier chunk already
+    counted get the extra label C, whose histogram row the caller drops. -> G over C + 1 labels.
+    """
     n, p, f = scores_NxPxF.shape
     per = max(1, min(n, chunk_elements // (p * f)))
-    num_full, tail = divmod(n, per)
 
-    def hist(start, size):
+    def hist(i):
+        start = jnp.minimum(i * per, n - per)
         # Dynamic slices of the input itself: no reshaped copy of all N images is made.
-        s_nxPxF = jax.lax.dynamic_slice_in_dim(scores_NxPxF, start, size, axis=0)
-        lab_M = jnp.repeat(jax.lax.dynamic_slice_in_dim(labels_N, start, size), p)  # per position
-        return _chunk_histogram(s_nxPxF.reshape(-1, f), lab_M, tau_TxF, num_classes, weighted)
+        s_nxPxF = jax.lax.dynamic_slice_in_dim(scores_NxPxF, start, per, axis=0)
+        lab_n = jax.lax.dynamic_slice_in_dim(labels_N, start, per)
+        lab_n = jnp.where(start + jnp.arange(per) < i * per, num_classes, lab_n)
+        lab_M = jnp.repeat(lab_n, p)  # per position
+        return _chunk_histogram(s_nxPxF.reshape(-1, f), lab_M, tau_TxF, num_classes + 1, weighted)
 
-    def body(i, total):
-        return jax.tree.map(jnp.add, total, hist(i * per, per))
-
-    if num_full == 1:  # a single full chunk needs no loop
-        total = hist(0, per)
-    else:
-        init = jax.tree.map(jnp.zeros_like, jax.eval_shape(functools.partial(hist, size=per), 0))
-        total = jax.lax.fori_loop(0, num_full, body, init)
-    if tail:
-        total = jax.tree.map(jnp.add, total, hist(n - tail, tail))
-    return total
+    num_chunks = -(-n // per)
+    if num_chunks == 1:  # a single chunk needs no loop
+        return hist(0)
+    shape = jax.eval_shape(hist, 0)
+    init = jnp.zeros(shape.shape, shape.dtype)
+    return jax.lax.fori_loop(0, num_chunks, lambda i, total: total + hist(i), init)
 
 
 def class_histograms(
@@ -189,7 +192,7 @@ def _class_histograms(acts_NxPxF, labels_N, num_classes, method, num_thresholds,
     weighted = method == "weighted"
     g = _accumulate(acts_NxPxF, labels_N, tau_TxF, num_classes, weighted, chunk_elements)
     # H[t] = Σ_{b > t} G[b]: a pair with bucket b passes thresholds 0 … b − 1.
-    g_BxCxF = g.reshape(num_thresholds + 1, num_classes, f)
+    g_BxCxF = g.reshape(num_thresholds + 1, num_classes + 1, f)[:, :num_classes]
     hist_TxCxF = jnp.cumsum(g_BxCxF[::-1], axis=0)[::-1][1:].astype(acts_NxPxF.dtype)
     if weighted:
         # Scores >= 0: the top pair (score hi) passes every threshold, so a weighted histogram
