@@ -186,6 +186,18 @@ class Source:
             return records.normalise_detection(self.raw(index), **kwargs)
         return records.normalise_classification(self.raw(index), **kwargs)
 
+    @property
+    def num_records(self) -> int:
+        """Records in the split's files (our indices are positions among them)."""
+        return int(self._offsets[-1])
+
+    def whole(self) -> Source:
+        """Every record of the split's files, in file order (whatever this view keeps)."""
+        out = Source.__new__(Source)
+        out.__dict__.update(self.__dict__)
+        out.indices = np.arange(self.num_records)
+        return out
+
     def subset(self, keep: Sequence[int], split: str | None = None) -> Source:
         """The same source restricted to our indices `keep` (e.g. the good ones of a scan)."""
         out = Source.__new__(Source)

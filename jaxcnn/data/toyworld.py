@@ -196,13 +196,14 @@ class Toyworld(tfds.core.GeneratorBasedBuilder):
                 yield from self._collect(tasks, pool.imap(world.generate_shard, tasks))
 
     def _collect(self, tasks, shards):
-        """Yields the examples; adds each shard's pixel sum to `pixel_sums[split]` and, for the
-        classification parts, its decoded images and labels to `decoded[split]`."""
+        """Yields the examples; adds each shard's pixel sum to `pixel_sums[split]` and its
+        decoded images and labels to `decoded[split]`."""
         for task, (examples, pixel_sum, decoded) in zip(tasks, shards, strict=True):
             total, count = self.pixel_sums.get(task.split, (0.0, 0))
             self.pixel_sums[task.split] = (total + pixel_sum, count + len(examples))
-            if task.part != "scenes":
-                self.decoded.setdefault(task.split, []).append((decoded, task.chunk))
+            # scenes images have no single label: -1 stands in their decoded files
+            labels = np.full(len(decoded), -1) if task.part == "scenes" else task.chunk
+            self.decoded.setdefault(task.split, []).append((decoded, labels))
             yield from examples
 
 
@@ -248,11 +249,14 @@ def prepare(
 
 
 def _store_decoded(builder: Toyworld) -> None:
-    """Stores each classification split's decoded images in record order
-    (`jaxcnn.data.memory.decoded_file`), which training reads instead of decoding every JPEG
-    again (docs/methods.md §3.7)."""
+    """Stores each split's decoded images in record order (`jaxcnn.data.memory.decoded_file`;
+    scenes' also as trainval = train + validation), which training and the ground-truth box
+    crops read instead of decoding every JPEG again (docs/methods.md §3.7)."""
     size = builder.builder_config.image_size
-    for split, shards in builder.decoded.items():
+    splits = {split: shards for split, shards in builder.decoded.items()}
+    if {"train", "validation"} <= set(splits) and builder.builder_config.part == "scenes":
+        splits["trainval"] = splits["train"] + splits["validation"]
+    for split, shards in splits.items():
         images = np.concatenate([images for images, _ in shards])
         labels = np.concatenate([labels for _, labels in shards]).astype(np.int32)
         path = memory.decoded_file(builder.data_dir, split, len(images), size)

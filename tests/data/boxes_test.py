@@ -1,9 +1,11 @@
 """boxes: bilinear resize and R-CNN warping against crops computed by hand; GT-box source."""
 
+import pickle
+
 import numpy as np
 import pytest
 
-from jaxcnn.data import boxes, pipeline, sources
+from jaxcnn.data import boxes, memory, pipeline, sources
 
 
 def _ramp(h, w):
@@ -137,6 +139,7 @@ def test_gt_box_index_is_read_once_per_split_view(tiny_dir, monkeypatch):
     scenes = sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir)
     mean = np.zeros((16, 16, 3), np.float32)
     monkeypatch.setattr(boxes, "_INDEXES", {})
+    monkeypatch.setattr(boxes, "_split_images", lambda source: None)  # index reads only
     raw_reads = []
     real_raw = sources.Source.raw
     monkeypatch.setattr(
@@ -160,6 +163,52 @@ def test_gt_box_index_is_read_once_per_split_view(tiny_dir, monkeypatch):
     assert len(head) == int(np.sum(first.index[:, 0] < 3))
     boxes.GtBoxSource(scenes, out_size=16, mean_OxOx3=mean, skip_bad=True)
     assert len(raw_reads) == 2 * len(scenes) + 3  # skip_bad is part of the key
+
+
+def test_gt_box_crops_from_the_decoded_split_equal_those_from_the_records(
+    tiny_dir, tmp_path, monkeypatch
+):
+    scenes = sources.open_split("toyworld/scenes_tiny", "test", data_dir=tiny_dir)
+    mean = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype(np.float32)
+    pad = boxes.context_pad(32)
+    monkeypatch.setattr(boxes, "_IMAGES", {})
+
+    def expected(view, j):  # the crop warped from the JPEG record, by hand
+        i, k = view.index[j]
+        record = view.source[int(i)]
+        return boxes.warp_box(
+            record["image"], record["objects"]["bbox"][k], mean, out_size=32, pad=pad
+        )
+
+    views = [scenes, scenes.subset([3, 0, 2])]  # a view: its indices map into the file
+    gts = [boxes.GtBoxSource(view, out_size=32, mean_OxOx3=mean) for view in views]
+    assert all(gt._images is not None for gt in gts) and gts[0]._images is gts[1]._images
+    raw_reads = []
+    real_raw = sources.Source.raw
+    monkeypatch.setattr(
+        sources.Source, "raw", lambda self, i: raw_reads.append(i) or real_raw(self, i)
+    )
+    crops = [[gt[j]["image"] for j in range(len(gt))] for gt in gts]
+    assert raw_reads == []  # cut from the decoded images: no record read
+    monkeypatch.setattr(sources.Source, "raw", real_raw)
+    for gt, view_crops in zip(gts, crops, strict=True):
+        for j, crop in enumerate(view_crops):
+            np.testing.assert_array_equal(crop, expected(gt, j))
+    shipped = pickle.dumps(gts[0])  # to grain workers: without the images, read back there
+    assert len(shipped) < gts[0]._images.nbytes / 4
+    np.testing.assert_array_equal(pickle.loads(shipped)[1]["image"], crops[0][1])
+
+    # A decoded file that differs from its records is not used: crops come from the records.
+    path = memory.decoded_file(scenes.dataset_dir, "test", len(scenes), 72)
+    with np.load(path) as z:
+        images, labels = z["images"], z["labels"]
+    damaged = str(tmp_path / "damaged.npz")
+    memory.save_decoded(damaged, 255 - images, labels)
+    monkeypatch.setattr(memory, "decoded_file", lambda *args: damaged)
+    monkeypatch.setattr(boxes, "_IMAGES", {})
+    gt = boxes.GtBoxSource(scenes, out_size=32, mean_OxOx3=mean)
+    assert gt._images is None
+    np.testing.assert_array_equal(gt[0]["image"], expected(gt, 0))
 
 
 def test_gt_box_source_decodes_each_image_once_in_order(tiny_dir):

@@ -79,8 +79,15 @@ def test_stored_mean_equals_a_pass_over_the_split(tiny_dir):
 
 
 def test_stored_decoded_images_equal_the_records_in_order(tiny_dir):
-    # The classification splits are stored decoded, in record order (jaxcnn.data.memory).
-    for name, split in [("toyworld/source_tiny", "train"), ("toyworld/source_tiny", "validation")]:
+    # Every split is stored decoded, in record order (jaxcnn.data.memory); scenes also as
+    # trainval (train + validation), with label -1 (a scene has no single label).
+    cases = [
+        ("toyworld/source_tiny", "train"),
+        ("toyworld/source_tiny", "validation"),
+        ("toyworld/scenes_tiny", "trainval"),
+        ("toyworld/scenes_tiny", "test"),
+    ]
+    for name, split in cases:
         source = sources.open_split(name, split, data_dir=tiny_dir)
         path = memory.decoded_file(source.dataset_dir, split, len(source), 72)
         with np.load(path) as z:
@@ -88,6 +95,4 @@ def test_stored_decoded_images_equal_the_records_in_order(tiny_dir):
         assert images.shape == (len(source), 72, 72, 3) and images.dtype == np.uint8
         for i in range(len(source)):
             np.testing.assert_array_equal(images[i], source[i]["image"])
-            assert labels[i] == source[i]["label"]
-    scenes = sources.open_split("toyworld/scenes_tiny", "train", data_dir=tiny_dir)
-    assert not [f for f in os.listdir(scenes.dataset_dir) if f.startswith("jaxcnn-decoded")]
+            assert labels[i] == (-1 if source.kind == "detection" else source[i]["label"])
