@@ -1,8 +1,9 @@
 """Ranking and classification metrics: VOC average precision, PR curves, per-class accuracy.
 
-All kernels are pure ``jnp`` functions, jittable (string options are static) and batched over
-leading axes: ``scores`` of shape ``[..., N]`` give one value per leading index. The one sort
-they need (`argsort_descending`) runs in numpy through a callback on CPU, where XLA's sort is
+All kernels are pure ``jnp`` functions, jittable (string options are static; outside ``jit``
+each shape compiles one program) and batched over leading axes: ``scores`` of shape ``[..., N]``
+give one value per leading index. The one sort they need (`argsort_descending`) runs in numpy:
+directly for concrete scores, through a callback inside ``jit`` on CPU, where XLA's sort is
 3-7x slower.
 
 Conventions shared by every function here:
@@ -19,6 +20,8 @@ Conventions shared by every function here:
   should use ``jnp.nanmean`` or check for NaN explicitly.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,9 +37,12 @@ def _host_argsort_desc(scores):
 def argsort_descending(scores):
     """int32 ``[..., N]``: an order of descending scores along the last axis; the order within
     a group of equal scores is unspecified (every use here treats a tie group as one threshold,
-    so it does not matter). On CPU the sort runs in numpy through a callback: XLA:CPU's sort
-    calls a compiled comparator per comparison and took 94 ms for the probes' cross-validation
-    scores ([3, 8, 20, 800]) against numpy's 13 ms; other backends sort in XLA."""
+    so it does not matter). Concrete scores are sorted by numpy; traced ones (inside ``jit``)
+    on CPU by numpy through a callback: XLA:CPU's sort calls a compiled comparator per
+    comparison and took 94 ms for the probes' cross-validation scores ([3, 8, 20, 800]) against
+    numpy's 13 ms; other backends sort in XLA."""
+    if not isinstance(scores, jax.core.Tracer):
+        return _host_argsort_desc(scores)
 
     def host(s):
         out = jax.ShapeDtypeStruct(s.shape, jnp.int32)
@@ -62,7 +68,7 @@ def _check_inputs(scores, positives, where):
     if positives.dtype != jnp.bool_:
         raise ValueError(f"positives must be boolean, got dtype {positives.dtype}")
     if where is None:
-        where = jnp.ones(scores.shape, dtype=bool)
+        return scores, positives, None  # all items: filled in by the jitted kernels
     where = jnp.asarray(where)
     if where.shape != scores.shape:
         raise ValueError(f"where must have the shape of scores {scores.shape}, got {where.shape}")
@@ -71,9 +77,9 @@ def _check_inputs(scores, positives, where):
     return scores, positives, where
 
 
-def _ranked_counts(scores, positives, where):
+def _ranked_counts(scores, positives, where, order_N):
     """Sorted scores and tie-grouped cumulative TP / FP counts, all ``[..., N]``, plus P."""
-    order_N = argsort_descending(scores)
+    where = jnp.ones(scores.shape, bool) if where is None else where
     scores_N = jnp.take_along_axis(scores, order_N, axis=-1)
     pos_N = jnp.take_along_axis(positives & where, order_N, axis=-1)
     neg_N = jnp.take_along_axis(~positives & where, order_N, axis=-1)
@@ -123,7 +129,14 @@ def precision_recall_curve(scores, positives, *, where=None):
       Consecutive duplicates can be dropped for plotting.
     """
     scores, positives, where = _check_inputs(scores, positives, where)
-    scores_N, tp_N, fp_N, num_pos = _ranked_counts(scores, positives, where)
+    return _precision_recall_curve(scores, positives, where, argsort_descending(scores))
+
+
+# The kernels after the sort are jitted: called outside jit, each of their 20-odd operations
+# compiled a program of its own for every new shape (about 15 s of the study's compile time).
+@jax.jit
+def _precision_recall_curve(scores, positives, where, order_N):
+    scores_N, tp_N, fp_N, num_pos = _ranked_counts(scores, positives, where, order_N)
     dtype = jnp.result_type(scores.dtype, jnp.float32)
     precision_N, recall_N = _precision_recall(tp_N, fp_N, num_pos, dtype)
     return precision_N, recall_N, scores_N
@@ -152,7 +165,13 @@ def average_precision(scores, positives, *, method="voc07", where=None):
     if method not in AP_METHODS:
         raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
     scores, positives, where = _check_inputs(scores, positives, where)
-    _, tp_N, fp_N, num_pos = _ranked_counts(scores, positives, where)
+    order_N = argsort_descending(scores)
+    return _average_precision(scores, positives, where, order_N, method=method)
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _average_precision(scores, positives, where, order_N, *, method):
+    _, tp_N, fp_N, num_pos = _ranked_counts(scores, positives, where, order_N)
     dtype = jnp.result_type(scores.dtype, jnp.float32)
     precision_N, recall_N = _precision_recall(tp_N, fp_N, num_pos, dtype)
     if method == "voc07":
@@ -173,6 +192,7 @@ def average_precision(scores, positives, *, method="voc07", where=None):
     return jnp.sum((recall_N - prev_recall_N) * precision_N, axis=-1)
 
 
+@functools.partial(jax.jit, static_argnames="num_classes")
 def mean_per_class_accuracy(pred, labels, num_classes, *, where=None):
     """Mean over classes of the per-class accuracy (SUN-CLS's metric, docs/methods.md §3).
 

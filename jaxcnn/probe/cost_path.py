@@ -100,13 +100,15 @@ def _cv_primal(x_NxD, y_NxK, base_cost_NxK, costs_L, folds, s, *, options):
 
 
 @functools.partial(jax.jit, static_argnames="options")
-def _fit_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK, *, options):
+def _fit_gram(gram_NxN, y_NxK, base_cost_NxK, cost_K, a0_NxK, *, options):
     """The coefficients ``a`` (compiled once per N and K, whatever the feature width)."""
+    cost_NxK = base_cost_NxK * cost_K[None, :]
     return svm.solve_gram(gram_NxN, y_NxK, cost_NxK, a0_NxK, options=options)[0]
 
 
 @functools.partial(jax.jit, static_argnames="options")
-def _fit_primal(x_NxD, y_NxK, cost_NxK, w0_MxK, s, *, options):
+def _fit_primal(x_NxD, y_NxK, base_cost_NxK, cost_K, w0_MxK, s, *, options):
+    cost_NxK = base_cost_NxK * cost_K[None, :]
     v, _, _ = svm.solve_primal(x_NxD, y_NxK, cost_NxK, w0_MxK, intercept_scaling=s, options=options)
     return v[:-1], s * v[-1]
 
@@ -128,6 +130,12 @@ def _gram(x_NxD, s, *, bounds):
     return jnp.concatenate(rows, 0) + s * s
 
 
+# Primal problems narrower than this are padded to it with zero features: their weights stay
+# exactly 0 (zero gradient from 0, zero rows of X̃ᵀ), and the narrow probes (sp-max of conv
+# layers, 24-96 filters) share one compiled program instead of one per width.
+MIN_PRIMAL_WIDTH = 128
+
+
 class CostPathFitter:
     """Fold fits along the cost grid and the final fit, in Gram form when ``N ≤ 2(D + 1)``.
 
@@ -138,12 +146,15 @@ class CostPathFitter:
     def __init__(
         self, x_NxD, y_NxK, base_cost_NxK, *, costs, intercept_scaling, options, gram_blocks=3
     ):
-        self.x, self.y, self.base_cost = x_NxD, y_NxK, base_cost_NxK
+        self.y, self.base_cost = y_NxK, base_cost_NxK
         self.costs, self.s, self.options = tuple(costs), intercept_scaling, options
         s = intercept_scaling
-        n, dim = x_NxD.shape
+        n, self.dim = x_NxD.shape
         bounds = tuple(int(b) for b in np.linspace(0, n, gram_blocks + 1).round())
-        self.gram = _gram(x_NxD, s, bounds=bounds) if n <= 2 * (dim + 1) else None
+        self.gram = _gram(x_NxD, s, bounds=bounds) if n <= 2 * (self.dim + 1) else None
+        if self.gram is None and self.dim < MIN_PRIMAL_WIDTH:
+            x_NxD = np.pad(np.asarray(x_NxD), ((0, 0), (0, MIN_PRIMAL_WIDTH - self.dim)))
+        self.x = jnp.asarray(x_NxD)
         self.folds = self.solutions = None
 
     def cv_scores(self, folds):
@@ -165,7 +176,11 @@ class CostPathFitter:
 
         Rows with zero ``base_cost`` (e.g. validation rows) take no part.
         """
-        cost = self.base_cost * np.asarray(self.costs, np.float32)[choice_K][None, :]
+        w, b = self._fit(choice_K)
+        return (w, b) if w.shape[0] == self.dim else (np.asarray(w)[: self.dim], b)
+
+    def _fit(self, choice_K):
+        cost_K = np.asarray(self.costs, np.float32)[choice_K]
         n, k = self.y.shape
         warm = None
         if self.solutions is not None:  # average of the fold solutions at the chosen costs
@@ -180,8 +195,12 @@ class CostPathFitter:
             else:
                 warm = sol.mean(axis=0)
         if self.gram is not None:
-            warm = jnp.zeros((n, k), self.x.dtype) if warm is None else jnp.asarray(warm)
-            a = _fit_gram(self.gram, self.y, cost, warm, options=self.options)
-            return self.x.T @ a, self.s * self.s * jnp.sum(a, axis=0)  # w̃ = X̃ᵀa
-        warm = jnp.zeros((self.x.shape[1] + 1, k), self.x.dtype) if warm is None else warm
-        return _fit_primal(self.x, self.y, cost, jnp.asarray(warm), self.s, options=self.options)
+            warm = np.zeros((n, k), self.x.dtype) if warm is None else warm
+            a = _fit_gram(self.gram, self.y, self.base_cost, cost_K, warm, options=self.options)
+            # w̃ = X̃ᵀa, so b = s·(s·Σa); in numpy (a program per feature width would compile)
+            a = np.asarray(a)
+            return np.asarray(self.x).T @ a, self.s * self.s * a.sum(axis=0)
+        warm = np.zeros((self.x.shape[1] + 1, k), self.x.dtype) if warm is None else warm
+        return _fit_primal(
+            self.x, self.y, self.base_cost, cost_K, warm, self.s, options=self.options
+        )

@@ -22,6 +22,7 @@ Ties in CV AP go to the smallest cost (``argmax``, as VISSL).
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -122,14 +123,20 @@ class ProbeResult:
     test_scores_NxK: np.ndarray
 
 
+# The probes' glue outside the solvers is numpy: as jnp outside jit each operation compiled a
+# program of its own for every new shape (about 10 s of the study's compile time), and as small
+# jitted programs it compiled longer still.
 def scale_features(train_NxD, test_NxD, *, protocol):
-    """Apply the protocol's feature scaling; ``mean_norm`` uses training statistics only."""
+    """Apply the protocol's feature scaling (numpy float32 out); ``mean_norm`` uses training
+    statistics only."""
+    train_NxD = np.asarray(train_NxD, np.float32)
+    test_NxD = np.asarray(test_NxD, np.float32)
     if protocol.feature_scaling == "l2":
         # All-zero rows (dead features) stay zero instead of dividing by 0.
-        unit = lambda x: x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return unit(train_NxD), unit(test_NxD)
-    mean_norm = jnp.mean(jnp.linalg.norm(train_NxD, axis=1))
-    factor = protocol.norm / jnp.maximum(mean_norm, 1e-12)
+    mean_norm = np.mean(np.linalg.norm(train_NxD, axis=1))
+    factor = np.float32(protocol.norm / max(mean_norm, 1e-12))
     return train_NxD * factor, test_NxD * factor
 
 
@@ -146,14 +153,15 @@ def _fitter(x_NxD, y_NxK, base_cost_NxK, protocol):
 
 
 def _held_out_ap(scores_FxLxHxK, y_NxK, folds, method):
-    """AP of held-out scores per fold, cost and class -> ``[F, L, K]``."""
+    """AP of held-out scores per fold, cost and class -> ``[F, L, K]`` (numpy glue: no compile;
+    the AP's sort runs in numpy outside ``jit``, where no callback is needed)."""
     _, _, held_FxH, hmask_FxH = folds
-    swap = lambda a: jnp.swapaxes(a, -1, -2)  # AP runs over the last axis: [..., K, H]
-    scores = swap(scores_FxLxHxK)
-    pos = swap(jnp.take(y_NxK, held_FxH, axis=0) > 0)[:, None]
-    where = jnp.broadcast_to(hmask_FxH[:, None, None, :], scores.shape)
+    swap = lambda a: np.swapaxes(a, -1, -2)  # AP runs over the last axis: [..., K, H]
+    scores = swap(np.asarray(scores_FxLxHxK))
+    pos = swap(np.asarray(y_NxK)[held_FxH] > 0)[:, None]
+    where = np.broadcast_to(hmask_FxH[:, None, None, :], scores.shape)
     return metrics.average_precision(
-        scores, jnp.broadcast_to(pos, scores.shape), method=method, where=where
+        scores, np.broadcast_to(pos, scores.shape), method=method, where=where
     )
 
 
@@ -204,10 +212,10 @@ def multilabel_probe(
             f"train / test shapes disagree: {train_x.shape} {train_labels.shape}, "
             f"{test_x.shape} {test_labels.shape}"
         )
-    x_tr, x_te = scale_features(jnp.asarray(train_x), jnp.asarray(test_x), protocol=protocol)
-    y = jnp.where(jnp.asarray(train_labels) == 1, 1.0, -1.0).astype(x_tr.dtype)
-    base_cost = jnp.where(y > 0, protocol.positive_weight, 1.0).astype(x_tr.dtype)
-    fitter = _fitter(x_tr, y, base_cost, protocol)
+    x_tr, x_te = scale_features(train_x, test_x, protocol=protocol)
+    y = np.where(train_labels == 1, 1.0, -1.0).astype(x_tr.dtype)
+    base_cost = np.where(y > 0, protocol.positive_weight, 1.0).astype(x_tr.dtype)
+    fitter = _fitter(x_tr, jnp.asarray(y), jnp.asarray(base_cost), protocol)
     choice_K, cv_ap = np.zeros(y.shape[1], int), None
     if cost_K is not None:
         choice_K = _cost_indices(cost_K, protocol, y.shape[1])
@@ -217,13 +225,10 @@ def multilabel_probe(
         cv_ap = np.nanmean(np.asarray(ap_FxLxK), axis=0).T  # [K, L]
         choice_K = np.argmax(np.nan_to_num(cv_ap, nan=-np.inf), axis=1)
     w, b = fitter.fit(choice_K)
-    scores = x_te @ w + b[None, :]
+    scores = _decision(x_te, w, b)
     ap_K = np.asarray(
         metrics.average_precision(
-            scores.T,
-            jnp.asarray(test_labels.T == 1),
-            method=protocol.ap_method,
-            where=jnp.asarray(test_labels.T != 0),
+            scores.T, test_labels.T == 1, method=protocol.ap_method, where=test_labels.T != 0
         )
     )
     return ProbeResult(
@@ -236,6 +241,10 @@ def multilabel_probe(
         cv_ap_KxL=cv_ap,
         test_scores_NxK=np.asarray(scores),
     )
+
+
+def _decision(x_MxD, w_DxK, b_K) -> np.ndarray:
+    return np.asarray(x_MxD) @ np.asarray(w_DxK) + np.asarray(b_K)[None, :]
 
 
 SUN_OVR = ProbeProtocol(
@@ -323,38 +332,41 @@ def multiclass_probe(
         raise ValueError(f"{protocol.name}: give val_x / val_y or a protocol with num_folds")
     if cost is not None:
         return _multiclass_fixed(x_tr, y_tr, x_te, y_te, num_classes, protocol, cost)
-    xs_tr, xs_te = scale_features(jnp.asarray(x_tr[:n]), jnp.asarray(x_te), protocol=protocol)
+    xs_tr, xs_te = scale_features(x_tr[:n], x_te, protocol=protocol)
     if len(x_tr) > n:  # validation rows, scaled with training statistics only
-        xs_tr = jnp.concatenate(
-            [
-                xs_tr,
-                scale_features(jnp.asarray(x_tr[:n]), jnp.asarray(x_tr[n:]), protocol=protocol)[1],
-            ]
-        )
-    y = jnp.where(jax.nn.one_hot(y_tr, num_classes) > 0, 1.0, -1.0).astype(xs_tr.dtype)
+        xs_val = scale_features(x_tr[:n], x_tr[n:], protocol=protocol)[1]
+        xs_tr = np.concatenate([xs_tr, xs_val])
+    y, base_cost = _one_vs_rest(y_tr, num_classes, protocol, xs_tr.dtype)
     # Validation rows take part in selection only: zero loss weight in the final fit.
-    in_train = (jnp.arange(len(y_tr)) < n)[:, None]
-    base_cost = jnp.where(y > 0, protocol.positive_weight, 1.0) * in_train
-    fitter = _fitter(xs_tr, y, base_cost.astype(xs_tr.dtype), protocol)
-    pred_FxLxH = jnp.argmax(fitter.cv_scores(folds), axis=-1)
-    held_FxH, hmask_FxH = folds[2], folds[3]
-    labels_FxLxH = jnp.broadcast_to(jnp.asarray(y_tr)[held_FxH][:, None], pred_FxLxH.shape)
-    acc_FxL = metrics.mean_per_class_accuracy(
-        pred_FxLxH,
-        labels_FxLxH,
-        num_classes,
-        where=jnp.broadcast_to(jnp.asarray(hmask_FxH)[:, None], pred_FxLxH.shape),
-    )
+    base_cost[n:] = 0
+    fitter = _fitter(xs_tr, jnp.asarray(y), jnp.asarray(base_cost), protocol)
+    acc_FxL = _cv_accuracy(fitter.cv_scores(folds), y_tr, folds, num_classes=num_classes)
     acc_L = np.nanmean(np.asarray(acc_FxL), axis=0)
     best = int(np.argmax(np.nan_to_num(acc_L, nan=-np.inf)))
     return _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, acc_L, selected_on)
 
 
+def _one_vs_rest(y_N, num_classes, protocol, dtype):
+    """numpy ``(y [N, K] in {−1, +1}, base cost [N, K])`` of the K one-vs-rest problems."""
+    y = np.where(np.arange(num_classes)[None, :] == np.asarray(y_N)[:, None], 1.0, -1.0)
+    return y.astype(dtype), np.where(y > 0, protocol.positive_weight, 1.0).astype(dtype)
+
+
+@functools.partial(jax.jit, static_argnames="num_classes")
+def _cv_accuracy(scores_FxLxHxK, y_N, folds, *, num_classes):
+    """Mean per-class accuracy of the held-out argmax predictions per fold and cost [F, L]."""
+    pred_FxLxH = jnp.argmax(scores_FxLxHxK, axis=-1)
+    held_FxH, hmask_FxH = folds[2], folds[3]
+    labels_FxLxH = jnp.broadcast_to(jnp.asarray(y_N)[held_FxH][:, None], pred_FxLxH.shape)
+    where = jnp.broadcast_to(jnp.asarray(hmask_FxH)[:, None], pred_FxLxH.shape)
+    return metrics.mean_per_class_accuracy(pred_FxLxH, labels_FxLxH, num_classes, where=where)
+
+
 def _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, acc_L, selected_on):
     """Fit every class at cost index `best`, predict the test rows by argmax, score them."""
     w, b = fitter.fit(np.full(num_classes, best))
-    pred = np.asarray(jnp.argmax(xs_te @ w + b[None, :], axis=1))
-    accuracy = metrics.mean_per_class_accuracy(jnp.asarray(pred), jnp.asarray(y_te), num_classes)
+    pred = np.argmax(_decision(xs_te, w, b), axis=1)
+    accuracy = metrics.mean_per_class_accuracy(pred, np.asarray(y_te), num_classes)
     return MulticlassResult(
         protocol=protocol.name,
         accuracy=float(accuracy),
@@ -369,9 +381,8 @@ def _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, acc_L, selected
 def _multiclass_fixed(x_tr, y_tr, x_te, y_te, num_classes, protocol, cost) -> MulticlassResult:
     """`multiclass_probe` at a given cost: one fit, no selection."""
     best = int(_cost_indices(cost, protocol, 1)[0])
-    xs_tr, xs_te = scale_features(jnp.asarray(x_tr), jnp.asarray(x_te), protocol=protocol)
-    y = jnp.where(jax.nn.one_hot(y_tr, num_classes) > 0, 1.0, -1.0).astype(xs_tr.dtype)
-    base_cost = jnp.where(y > 0, protocol.positive_weight, 1.0).astype(xs_tr.dtype)
-    fitter = _fitter(xs_tr, y, base_cost, protocol)
+    xs_tr, xs_te = scale_features(x_tr, x_te, protocol=protocol)
+    y, base_cost = _one_vs_rest(y_tr, num_classes, protocol, xs_tr.dtype)
+    fitter = _fitter(xs_tr, jnp.asarray(y), jnp.asarray(base_cost), protocol)
     nan_L = np.full(len(protocol.costs), np.nan)
     return _final_fit(fitter, best, xs_te, y_te, num_classes, protocol, nan_L, "given")

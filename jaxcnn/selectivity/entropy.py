@@ -273,6 +273,7 @@ def area_under_entropy(entropy):
     return jnp.sum((entropy[1:] + entropy[:-1]) * (0.5 * dx), axis=0)
 
 
+@functools.partial(jax.jit, static_argnames="counts")
 def _smallest_means(aue, counts):
     aue = jnp.asarray(aue)
     if aue.ndim < 1 or aue.shape[-1] < 1:
@@ -295,7 +296,7 @@ def mcaue(aue, *, num_points=30):
     if not isinstance(num_points, int) or num_points < 1:
         raise ValueError(f"num_points must be a positive int, got {num_points!r}")
     num_f = jnp.shape(aue)[-1] if jnp.ndim(aue) else 0
-    counts = [max(1, -(-num_f * k // num_points)) for k in range(1, num_points + 1)]
+    counts = tuple(max(1, -(-num_f * k // num_points)) for k in range(1, num_points + 1))
     return _smallest_means(aue, counts)
 
 
@@ -308,7 +309,7 @@ def mcaue_at_fractions(aue, *, fractions=TABLE_FRACTIONS):
     if not fractions or any(not 0 < q <= 1 for q in fractions):
         raise ValueError(f"fractions must be non-empty and in (0, 1], got {fractions!r}")
     num_f = jnp.shape(aue)[-1] if jnp.ndim(aue) else 0
-    counts = [max(1, math.ceil(round(num_f * q, 9))) for q in fractions]
+    counts = tuple(max(1, math.ceil(round(num_f * q, 9))) for q in fractions)
     return _smallest_means(aue, counts)
 
 

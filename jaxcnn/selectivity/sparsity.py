@@ -8,10 +8,12 @@ conv-1, conv-2, conv-5, which keep zeros zero), so "non-zero" means strictly pos
 
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 
+@jax.jit
 def nonzero_fraction(acts):
     """Fraction of non-zero entries per example: float [N, ...] -> float32 [N].
 

@@ -75,8 +75,12 @@ def test_cv_scores_and_final_fit_match_sklearn(d):
                     want = clf.fit(x[tr].astype(np.float64), y[tr, k]).decision_function(x[ho])
                 got = scores[f, li, : len(ho), k]
                 assert np.max(np.abs(got - want)) < 1e-3 * np.max(np.abs(want)), (f, cost, k)
+    if d == 8:  # narrow primal problems are padded with zero features, whose weights stay 0
+        assert fitter.x.shape == (60, cost_path.MIN_PRIMAL_WIDTH)
+        assert not np.asarray(fitter.solutions)[:, :, d:-1].any()
     choice = np.array([2, 0])
     w, b = fitter.fit(choice)  # warm-started from the fold solutions
+    assert w.shape == (d, 2)
     w_ref, b_ref = jax.jit(svm.fit_linear_svm, static_argnames="options")(
         x, y, C=np.array([COSTS[2], COSTS[0]]), positive_weight=2.0, options=TIGHT
     )
