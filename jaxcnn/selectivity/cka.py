@@ -68,6 +68,10 @@ def hsic_terms(x, y):
         raise ValueError(f"x and y must hold the same examples, got {x.shape[0]} vs {y.shape[0]}")
     k_NxN = jnp.dot(x_NxD, x_NxD.T, precision=_HI)
     l_NxN = jnp.dot(y_NxE, y_NxE.T, precision=_HI)
+    return _terms(k_NxN, l_NxN)
+
+
+def _terms(k_NxN, l_NxN):
     return jnp.stack(
         [hsic_unbiased(k_NxN, l_NxN), hsic_unbiased(k_NxN, k_NxN), hsic_unbiased(l_NxN, l_NxN)]
     )
@@ -119,11 +123,30 @@ def cka_matrix(reference, snapshots):
         raise ValueError("reference and snapshots must be mappings")
     layers, names = list(reference), list(snapshots)
     matrix = np.zeros((len(layers), len(names)))
-    cka = jax.jit(cka_minibatch)
-    for j, name in enumerate(names):
+    for name in names:
         missing = set(layers) - set(snapshots[name])
         if missing:
             raise ValueError(f"snapshot {name!r} lacks layers {sorted(missing)}")
-        for i, layer in enumerate(layers):
-            matrix[i, j] = float(cka(reference[layer], snapshots[name][layer]))
+    for i, layer in enumerate(layers):
+        k_BxNxN = _batch_grams(reference[layer])  # once per layer, for every snapshot
+        for j, name in enumerate(names):
+            matrix[i, j] = float(_cka_from_grams(k_BxNxN, _batch_grams(snapshots[name][layer])))
     return layers, names, matrix
+
+
+def _batch_grams(x_batches) -> np.ndarray:
+    """float32 [B, n, n]: each minibatch's linear kernel of its centred flattened features, in
+    numpy: the grams of every layer have one shape, so `_cka_from_grams` compiles once where
+    `cka_minibatch` compiled once per layer width (10 programs, 8-10 s in the study)."""
+    x = np.asarray(x_batches, np.float32)
+    if x.ndim < 3:
+        raise ValueError(f"need features of shape [B, n, ...], got {x.shape}")
+    x = x.reshape(*x.shape[:2], int(np.prod(x.shape[2:])))  # B = 0 allowed (CKA NaN)
+    x = x - x.mean(axis=1, keepdims=True)  # translation leaves HSIC_1 unchanged
+    return x @ x.transpose(0, 2, 1)
+
+
+@jax.jit
+def _cka_from_grams(k_BxNxN, l_BxNxN):
+    terms_Bx3 = jax.lax.map(lambda kl: _terms(*kl), (k_BxNxN, l_BxNxN))
+    return cka_from_terms(jnp.sum(terms_Bx3, axis=0))
