@@ -17,10 +17,12 @@ Two more comparisons use jaxcnn's own training step (`jaxcnn.train.train_step`, 
         back-propagated into), in jaxcnn and in PyTorch (conv parameters with
         requires_grad=False), alternating; prints the fc-ft speed-up of each framework.
     python benchmarks/train_step.py --compare=devices --preset=small --batch=128
-        data parallelism: the pmapped step on 1 device against 8 fake CPU devices
-        (XLA_FLAGS=--xla_force_host_platform_device_count), same global batch, one child
-        process per measurement, alternating; on a CPU this measures the cost of splitting
-        the batch (the devices share the same cores), on a multi-GPU host the scaling.
+        data parallelism: the pmapped step on 1 device against fake CPU devices
+        (--device_counts, default 1,8; XLA_FLAGS=--xla_force_host_platform_device_count),
+        same global batch, one child process per measurement, alternating; on a CPU this
+        measures splitting the batch over devices that share the same cores (the study splits
+        its pre-training over one device per core, docs/methods.md §2.8), on a multi-GPU host
+        the scaling.
 """
 
 import functools
@@ -50,6 +52,7 @@ flags.DEFINE_integer("steps", 3, "Steps timed per round and framework.")
 flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads (0: one per core).")
 flags.DEFINE_enum("compare", "torch", ["torch", "regimes", "devices"], "What to compare.")
 flags.DEFINE_integer("child_devices", 0, "Internal: time the pmapped step on this many devices.")
+flags.DEFINE_list("device_counts", ["1", "8"], "--compare=devices: counts, the first the base.")
 flags.DEFINE_bool(
     "keep_freed_memory",
     True,
@@ -309,10 +312,11 @@ def time_devices():
 
 
 def compare_devices():
-    """1 vs 8 (fake CPU) devices, one child process per measurement, alternating."""
-    rates = {1: [], 8: []}
+    """Device counts (`--device_counts`), one child process per measurement, alternating."""
+    counts = [int(c) for c in FLAGS.device_counts]
+    rates = {n: [] for n in counts}
     for r in range(FLAGS.rounds):
-        for ndev in (1, 8) if r % 2 == 0 else (8, 1):
+        for ndev in counts if r % 2 == 0 else counts[::-1]:
             env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}")
             out = subprocess.run(
                 [
@@ -330,15 +334,20 @@ def compare_devices():
             ).stdout
             rates[ndev].append(float(re.search(r"IMG_PER_S ([\d.]+)", out).group(1)))
         print(
-            f"round {r + 1}/{FLAGS.rounds}: 1 device {rates[1][-1]:.1f} img/s, "
-            f"8 devices {rates[8][-1]:.1f} img/s",
+            f"round {r + 1}/{FLAGS.rounds}: "
+            + ", ".join(f"{n} device(s) {v[-1]:.1f} img/s" for n, v in rates.items()),
             flush=True,
         )
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    base = counts[0]
     print(f"\n{FLAGS.preset}, batch {FLAGS.batch} (global), float32, pmapped jaxcnn train_step")
-    print(f"median 1 device  {med[1]:8.1f} img/s")
-    print(f"median 8 devices {med[8]:8.1f} img/s")
-    print(f"ratio 8 / 1 devices = {med[8] / med[1]:.2f}x")
+    print(f"load average (1 min) after {os.getloadavg()[0]:.2f}")
+    for n, v in rates.items():
+        ratios = [a / b for a, b in zip(v, rates[base], strict=True)]
+        print(
+            f"{n} device(s): median {statistics.median(v):8.1f} img/s, "
+            f"ratio to {base}: {statistics.median(ratios):.2f}x (rounds "
+            f"{min(ratios):.2f}-{max(ratios):.2f})"
+        )
 
 
 def main(_):

@@ -39,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, split_host_cores=True)

@@ -127,6 +127,10 @@ class FinetuneSpec:
     head_lr_mult: float = _f(10.0, "lr multiplier of the new layer (bias: x2 more).")
     eval_windows: int = _f(1024, "Held-out test windows validated on.", flag="ft_eval_windows")
     seed: int = _f(0, "Fine-tuning seed (initialisation, window draws).", flag="ft_seed")
+    devices: int = _f(
+        0, "Local devices it trains on (0: all; the study: 1, beside its analyses).",
+        flag="ft_devices",
+    )  # fmt: skip
 
     def __post_init__(self):
         if not 0 <= self.fg_per_batch <= self.batch_size:
@@ -166,6 +170,7 @@ def finetune_network(regime, source_run, source_step, train, test, wspec, fspec,
         seed=fspec.seed,
         checkpoint_every=max(1, min(1000, fspec.steps)),
         log_every=max(1, fspec.steps // 5),
+        num_local_devices=fspec.devices,
     )
     run_dir = os.path.join(out_dir, f"finetune-{network_name(regime, source_step)}-{train.key}")
     ws = windows_lib.window_set(train.entries)

@@ -38,11 +38,10 @@ from jaxcnn.train import log as training_log
 # before it in a clean run of experiments/flags/reproduce_toy.flags on a 2-core CPU. Analyses
 # overlap the fine-tunings and each other, so they add less than they run: probe-snapshots and
 # probe-ablations finish during the fine-tunings, probe-transfer, selectivity, probe-layers and
-# probe-regimes share the last minutes. Set from the clean runs of seeds 0 and 1 at 5291c8b
-# (pre-training at 601 and 715 images/s; 3 December 2026); each analysis declares its own
-# weight (probe-layers and probe-regimes, split off probe-transfer later, 0.2 and 0.3). On the
-# three seeds at 61e12f4 (4 December) the ETA at every stage line was within -10 % to +9 %.
-WEIGHTS = {"data": 1.35, "pretrain": 2.25, "finetune": 0.43, "report": 0.05}
+# probe-regimes share the last minutes. Set on 4 December 2026 from a run with pre-training
+# split over two CPU devices (1,094 images/s; the data stage from the clean runs before it,
+# about 1.2 min); each analysis declares its own weight.
+WEIGHTS = {"data": 1.2, "pretrain": 1.4, "finetune": 0.37, "report": 0.05}
 
 
 @dataclasses.dataclass

@@ -180,6 +180,7 @@ def finetune_stage(cfg, root, data, pre, target, regime, log_fn, *, from_step=No
         seed=cfg.seed,
         checkpoint_every=10**9,
         log_every=10**9,
+        num_local_devices=1,  # beside the analyses (docs/methods.md §2.8)
     )
     name = f"finetune-{target}-{regime}" + ("" if from_step is None else f"-from{step}")
     upstream = (data,) if scratch else (data, pre)

@@ -107,4 +107,4 @@ def ablation_findings(abl) -> tuple[Section, list[Finding]]:
 
 
 # name (its stage), needs, run, report, weight of the ETA
-ANALYSIS = Analysis("probe-ablations", ("pretrain",), ablation_probes, ablation_findings, 0.13)
+ANALYSIS = Analysis("probe-ablations", ("pretrain",), ablation_probes, ablation_findings, 0.4)

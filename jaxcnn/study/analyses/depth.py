@@ -164,6 +164,6 @@ ANALYSIS = Analysis(
     ("pretrain",),
     snapshot_probes,
     depth_findings,
-    0.38,
+    0.3,
     config=lambda cfg: {"protocol": cfg.protocol, **probe_config(cfg)},
 )

@@ -85,6 +85,7 @@ def specs(cfg) -> tuple:
         fg_per_batch=cfg.finetune_batch // 4,
         scratch_lr=cfg.pretrain_lr,
         seed=cfg.seed,
+        devices=1,  # beside the other analyses (docs/methods.md §2.8)
     )
     return data, detector, finetune
 

@@ -172,7 +172,7 @@ def regime_findings(reg) -> tuple[list[Section], list[Finding]]:
 
 # name (its stage), needs, run, report, weight of the ETA (report order: Tables 1-2, 2.4, 4)
 ANALYSIS = Analysis(
-    "probe-transfer", ("pretrain", "finetunes-det"), transfer_probes, transfer_findings, 1.03
+    "probe-transfer", ("pretrain", "finetunes-det"), transfer_probes, transfer_findings, 1.0
 )
 LAYERS_ANALYSIS = Analysis(
     "probe-layers",
@@ -188,6 +188,6 @@ REGIMES_ANALYSIS = Analysis(
     ("pretrain", "finetunes"),
     regime_probes,
     regime_findings,
-    0.3,
+    0.4,
     after=("probe-transfer",),
 )

@@ -126,5 +126,5 @@ def selectivity_findings(sel) -> tuple[list[Section], list[Finding]]:
 
 # name (its stage), needs, run, report, weight of the ETA
 ANALYSIS = Analysis(
-    "selectivity", ("pretrain", "finetune-det-ft"), selectivity_run, selectivity_findings, 1.03
+    "selectivity", ("pretrain", "finetune-det-ft"), selectivity_run, selectivity_findings, 0.4
 )
