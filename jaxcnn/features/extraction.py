@@ -17,10 +17,10 @@ lie wholly before it are skipped without running the model (the batch iterable m
 same examples in the same order). ``load_features`` refuses extractions that are not complete.
 
 The forward pass is one ``jax.jit`` of ``module.apply({'params': params}, x, train=False)``
-keeping only the requested taps. With several local devices the batch is sharded over them
-(a 1-D mesh on the batch axis, parameters replicated) and padded to a multiple of the device
-count; the next batch is dispatched before the previous one is written, so disk writes overlap
-the computation.
+keeping only the requested taps. With several local accelerators the batch is sharded over
+them (a 1-D mesh on the batch axis, parameters replicated) and padded to a multiple of the
+device count (`jaxcnn.train.devices.data_parallel`; on a CPU one device); the next batch is
+dispatched before the previous one is written, so disk writes overlap the computation.
 """
 
 import functools

@@ -61,11 +61,19 @@ def prefetch_to_device(
 
 def data_parallel(fn, params, devices: Sequence[jax.Device] | None = None):
     """``(jitted fn(params, images), params placed, place(images))`` for data parallelism over a
-    1-d mesh of `devices` (default: all local devices): parameters replicated, image rows
-    sharded, outputs gathered. `place` pads a host batch with zero rows to a multiple of the
-    device count (their outputs are to be dropped) and shards it. On one device it is a plain
-    `jax.jit` and `place` returns the batch as it is."""
-    devices = list(jax.local_devices() if devices is None else devices)
+    1-d mesh of `devices`: parameters replicated, image rows sharded, outputs gathered. `place`
+    pads a host batch with zero rows to a multiple of the device count (their outputs are to be
+    dropped) and shards it. On one device it is a plain `jax.jit` and `place` returns the batch
+    as it is.
+
+    The default is every local device, except on a CPU, where it is the first: CPU devices are
+    slices of the same cores (docs/methods.md §2.8), a split forward pass gained 5-18 % alone,
+    and its all-gather stalls, until XLA aborts the process, while another thread's program
+    holds the thread pool (the study extracts features beside its other analyses)."""
+    if devices is None:
+        devices = jax.local_devices()
+        devices = devices[:1] if devices[0].platform == "cpu" else devices
+    devices = list(devices)
     if len(devices) == 1:
         return jax.jit(fn), params, (lambda images: images)
     mesh = Mesh(np.array(devices), ("batch",))

@@ -13,7 +13,8 @@ It must run before JAX starts its backends, and it changes only the host (CPU) p
 GPU machine the GPUs stay the devices that train. Training that shares the cores with other
 work should stay on one device (`TrainConfig.num_local_devices=1`): a split step waits at its
 gradient all-reduce whenever the other work holds a core, so the study's fine-tunings, which run
-beside its analyses, use one.
+beside its analyses, use one; feature extraction on a CPU uses one by default
+(`jaxcnn.train.devices.data_parallel`).
 """
 
 from __future__ import annotations

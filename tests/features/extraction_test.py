@@ -1,7 +1,8 @@
 """Tests for jaxcnn.features: streamed, resumable extraction of model taps to .npy memmaps.
 
-conftest.py gives 8 fake CPU devices, so extraction here runs the sharded path (batches padded
-to a multiple of 8); the single-device path is covered by the jit of the same forward.
+Extraction on a CPU runs on one device (`jaxcnn.train.devices.data_parallel`); the sharded path
+(batches padded to a multiple of the device count) is tested in tests/train/devices_test.py on
+conftest's 8 fake CPU devices.
 """
 
 import json

@@ -1,6 +1,8 @@
-"""devices: shard_batch layout on the 8 fake CPU devices, prefetch order, errors."""
+"""devices: shard_batch layout on the 8 fake CPU devices, prefetch order, errors; data_parallel's
+one-device default on a CPU and its sharded path over named devices."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -43,3 +45,36 @@ def test_errors():
         devices.shard_batch({"a": np.zeros(8), "b": np.zeros(16)})
     with pytest.raises(ValueError, match="prefetch size"):
         next(devices.prefetch_to_device([_batch(8)], size=0))
+
+
+def _forward(params, x):
+    return {"y": x @ params["w"] + params["b"][None, :], "s": jnp.sum(x, axis=1)}
+
+
+def test_data_parallel_on_a_cpu_defaults_to_one_device():
+    """CPU devices share the cores: the default is a plain jit on the first (no collectives)."""
+    params = {"w": np.ones((3, 2), np.float32), "b": np.zeros(2, np.float32)}
+    fn, placed, place = devices.data_parallel(_forward, params)
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    assert place(x) is x
+    out = fn(placed, place(x))
+    assert out["y"].sharding.device_set == {jax.local_devices()[0]}
+    np.testing.assert_allclose(out["y"], x @ params["w"])
+
+
+@pytest.mark.parametrize("count", [2, 8])
+def test_data_parallel_over_named_devices_pads_and_matches_one_device(count):
+    """Named devices shard the rows (5 rows padded to a multiple of `count`); the real rows'
+    outputs equal the one-device computation."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(size=(3, 2)).astype(np.float32), "b": np.float32([0.5, -1.0])}
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    fn, placed, place = devices.data_parallel(_forward, params, jax.local_devices()[:count])
+    sharded = place(x)
+    assert sharded.shape[0] % count == 0 and len(sharded.sharding.device_set) == count
+    out = fn(placed, sharded)
+    want = _forward(params, x)
+    for k in want:
+        np.testing.assert_allclose(np.asarray(out[k])[:5], want[k], rtol=1e-6)
+        pad = np.zeros((len(sharded) - 5, 3), np.float32)
+        np.testing.assert_allclose(np.asarray(out[k])[5:], _forward(params, pad)[k], rtol=1e-6)
