@@ -9,6 +9,9 @@ PyTorch images/s) and the load average before and after.
     pip install -e '.[bench]'
     python benchmarks/train_step.py                    # CaffeNet, 227 px, batch 32
     python benchmarks/train_step.py --preset=small --batch=128
+    python benchmarks/train_step.py --preset=small --batch=128 --jax_devices=2
+        jaxcnn's step split over 2 XLA:CPU devices, as the study pre-trains on a 2-core CPU
+        (docs/methods.md §2.8); PyTorch keeps its intra-op threads
 
 Two more comparisons use jaxcnn's own training step (`jaxcnn.train.train_step`, Caffe's SGD):
 
@@ -38,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxcnn.model import alexnet
 from jaxcnn.train import devices as device_lib
@@ -52,6 +56,9 @@ flags.DEFINE_integer("steps", 3, "Steps timed per round and framework.")
 flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads (0: one per core).")
 flags.DEFINE_enum("compare", "torch", ["torch", "regimes", "devices"], "What to compare.")
 flags.DEFINE_integer("child_devices", 0, "Internal: time the pmapped step on this many devices.")
+flags.DEFINE_integer(
+    "jax_devices", 1, "--compare=torch: jaxcnn's step split over this many XLA:CPU devices."
+)
 flags.DEFINE_list("device_counts", ["1", "8"], "--compare=devices: counts, the first the base.")
 flags.DEFINE_bool(
     "keep_freed_memory",
@@ -134,6 +141,14 @@ def compare_torch():
     params = alexnet.init_params(module, jax.random.key(0))
     step, opt_state = jax_step_fn(module, params)
     x, y = jnp.asarray(x_np), jnp.asarray(y_np)
+    if FLAGS.jax_devices > 1:  # committed shardings: jit partitions the step over the mesh
+        mesh = Mesh(np.asarray(jax.devices()[: FLAGS.jax_devices]), ("batch",))
+        replicated, rows = (
+            NamedSharding(mesh, PartitionSpec()),
+            NamedSharding(mesh, PartitionSpec("batch")),
+        )
+        params, opt_state = jax.device_put((params, opt_state), replicated)
+        x, y = jax.device_put(x_np, rows), jax.device_put(y_np, rows)
     state = {"p": params, "o": opt_state, "i": 0}
 
     def jax_once():
@@ -171,7 +186,7 @@ def compare_torch():
     tflops = 3 * alexnet.forward_flops(cfg) * med["jaxcnn"] / 1e12
     print(
         f"\n{FLAGS.preset}, {cfg.input_size} px, batch {n}, float32, "
-        f"{jax.devices()[0].platform} ({jax.device_count()} device), "
+        f"{jax.devices()[0].platform} (jaxcnn on {FLAGS.jax_devices} device(s)), "
         f"torch threads {torch.get_num_threads()}"
     )
     print(f"median jaxcnn  {med['jaxcnn']:8.1f} img/s  ({tflops:.3f} TFLOP/s, 3x forward FLOPs)")
@@ -351,6 +366,11 @@ def compare_devices():
 
 
 def main(_):
+    if FLAGS.jax_devices > 1:  # before JAX starts its backends
+        os.environ["XLA_FLAGS"] = (
+            f"{os.environ.get('XLA_FLAGS', '')} "
+            f"--xla_force_host_platform_device_count={FLAGS.jax_devices}"
+        )
     if FLAGS.keep_freed_memory:
         print(f"keep_freed_memory: {host_memory.keep_freed_memory()}")
     if FLAGS.child_devices:
