@@ -1,9 +1,9 @@
 """XLA:CPU devices for the host's cores (docs/methods.md §2.8).
 
-Several of the small preset's training-step operations run on one thread in XLA:CPU (max pooling
-and its gradient, the LRN windows), so one CPU device keeps a 2-core host about 1.35 cores busy.
-Split into two devices, the data-parallel step (`jaxcnn.train.parallel`) runs each half batch's
-serial operations at once, while both halves share XLA's thread pool for the rest: 1,135
+On one CPU device the small preset's training step keeps a 2-core host about 1.35 cores busy:
+part of the step runs on one thread. Split into two devices, the data-parallel step
+(`jaxcnn.train.parallel`) runs the two half batches' serial parts at once, while both halves
+share XLA's thread pool for the rest: 1,135
 against 880 images/s for the small preset at batch 128 on a 2-core CPU (3 alternating rounds,
 `benchmarks/train_step.py --compare=devices`; 4 devices gave 1,020). The gradients are averaged
 over the devices, so results agree with one device to float rounding, not bit for bit.
@@ -38,6 +38,6 @@ def split_host_cores(cores: int | None = None) -> int:
     found = re.search(rf"{FLAG}=(\d+)", flags)
     if found:
         return int(found.group(1))
-    count = device_count_for(os.cpu_count() or 1 if cores is None else cores)
+    count = device_count_for((os.cpu_count() or 1) if cores is None else cores)
     os.environ["XLA_FLAGS"] = f"{flags} {FLAG}={count}".strip()
     return count

@@ -30,7 +30,7 @@ def test_a_count_already_set_is_kept(monkeypatch):
     assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {FLAG}=5"
 
 
-def test_jax_started_afterwards_has_the_devices(tmp_path):
+def test_jax_started_afterwards_has_the_devices():
     """In a fresh process without XLA_FLAGS, JAX's CPU platform shows the split."""
     child = (
         "from jaxcnn.train import host_devices\n"
