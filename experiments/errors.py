@@ -19,7 +19,7 @@ import traceback
 from absl import app, flags
 
 from jaxcnn.storage import space
-from jaxcnn.train import distributed, host_devices, host_memory
+from jaxcnn.train import distributed, host_memory
 
 # Errors whose message is written for the user; anything else is shown with its type.
 _EXPECTED = (
@@ -107,12 +107,8 @@ def guarded(main):
     return wrapped
 
 
-def run(main, *, split_host_cores: bool = False) -> None:
+def run(main) -> None:
     """``app.run(guarded(main))``, with freed host memory kept for reuse first
-    (`jaxcnn.train.host_memory`: XLA:CPU's buffers no longer fault in anew at every step) and,
-    with `split_host_cores`, one XLA:CPU device per core (`jaxcnn.train.host_devices`: the
-    training step's serial operations run side by side)."""
+    (`jaxcnn.train.host_memory`: XLA:CPU's buffers no longer fault in anew at every step)."""
     host_memory.keep_freed_memory()
-    if split_host_cores:
-        host_devices.split_host_cores()
     app.run(guarded(main))

@@ -8,7 +8,9 @@ against 880 images/s for the small preset at batch 128 on a 2-core CPU (3 altern
 `benchmarks/train_step.py --compare=devices`; 4 devices gave 1,020). The gradients are averaged
 over the devices, so results agree with one device to float rounding, not bit for bit.
 
-`split_host_cores` sets this up; the study's script calls it first (experiments/reproduce.py).
+`split_host_cores` sets this up; the study's script calls it first for the small preset
+(experiments/reproduce.py). CaffeNet's step is slower split (0.57x PyTorch's on 2 devices, 0.82x
+on 1, in one run of `benchmarks/train_step.py`).
 It must run before JAX starts its backends, and it changes only the host (CPU) platform: on a
 GPU machine the GPUs stay the devices that train. Training that shares the cores with other
 work should stay on one device (`TrainConfig.num_local_devices=1`): a split step waits at its
